@@ -1,0 +1,44 @@
+/**
+ * The Router is how handlers reach targets: through the service's chain when there is one,
+ * directly otherwise, with the dial timeout and retries applied.
+ */
+import type { Conn } from "../core/conn.ts";
+import { dialTCP } from "./direct.ts";
+import type { Chain } from "./chain.ts";
+
+export interface Router {
+  /** Opens a stream to `address` (`host:port`). */
+  dial(network: "tcp", address: string): Promise<Conn>;
+  /** True when a chain is in use (handlers that need local sockets, e.g. UDP, check this). */
+  readonly hasChain: boolean;
+}
+
+/** Router options. */
+export interface RouterOptions {
+  chain?: Chain;
+  /** Per-dial timeout in ms (0 = none). */
+  timeout: number;
+  /** Extra attempts after a failed dial. */
+  retries: number;
+}
+
+export class DefaultRouter implements Router {
+  constructor(private readonly opts: RouterOptions) {}
+  get hasChain(): boolean {
+    return !!this.opts.chain && !this.opts.chain.isEmpty;
+  }
+  async dial(network: "tcp", address: string): Promise<Conn> {
+    let err: unknown;
+    for (let i = 0; i <= this.opts.retries; i++) {
+      try {
+        if (this.opts.chain && !this.opts.chain.isEmpty) {
+          return await this.opts.chain.dial(network, address, this.opts.timeout);
+        }
+        return await dialTCP(address, this.opts.timeout);
+      } catch (e) {
+        err = e;
+      }
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * `relay(a, b)`: copies bytes both ways until both directions have ended.
+ *
+ * Two read/write pumps (measured faster than `pipeTo` on Deno 2.9). Each pump starts with a
+ * small buffer and switches to a 64 KiB one once a read fills it, so idle interactive tunnels
+ * cost little memory while bulk transfers get large reads. End of stream on one side is
+ * propagated as a half-close (FIN) to the other; an error on either side closes both.
+ */
+import { closeQuietly, type Conn } from "./conn.ts";
+
+/** Options for relay(). */
+export interface RelayOptions {
+  /** Close both sides after this many ms without traffic in either direction (0 = never). */
+  idleTimeout?: number;
+  /** Size of the large buffer each pump switches to (default 64 KiB). */
+  bufferSize?: number;
+}
+
+/** Byte counts of a finished relay. */
+export interface RelayStats {
+  /** Bytes copied from a to b. */
+  aToB: number;
+  /** Bytes copied from b to a. */
+  bToA: number;
+}
+
+const SMALL = 4096;
+
+async function pump(
+  src: Conn,
+  dst: Conn,
+  big: number,
+  touch: () => void,
+  counter: { n: number },
+): Promise<void> {
+  let buf = new Uint8Array(SMALL);
+  for (;;) {
+    const n = await src.read(buf);
+    if (n === null) break;
+    touch();
+    let off = 0;
+    while (off < n) off += await dst.write(buf.subarray(off, n));
+    counter.n += n;
+    if (n === buf.length && buf.length < big) buf = new Uint8Array(big);
+  }
+  await dst.closeWrite();
+}
+
+/**
+ * Relays between `a` and `b` until both directions end or one fails; always closes both.
+ * Resolves with the byte counts (never rejects).
+ */
+export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayStats> {
+  const big = opts.bufferSize ?? 65536;
+  const ab = { n: 0 };
+  const ba = { n: 0 };
+  let last = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  const closeBoth = () => {
+    if (closed) return;
+    closed = true;
+    closeQuietly(a);
+    closeQuietly(b);
+  };
+  const touch = opts.idleTimeout ? () => (last = Date.now()) : () => {};
+  if (opts.idleTimeout) {
+    const idle = opts.idleTimeout;
+    const check = () => {
+      const left = last + idle - Date.now();
+      if (left <= 0) closeBoth();
+      else timer = setTimeout(check, left);
+    };
+    timer = setTimeout(check, idle);
+  }
+  const fail = () => closeBoth();
+  await Promise.all([
+    pump(a, b, big, touch, ab).catch(fail),
+    pump(b, a, big, touch, ba).catch(fail),
+  ]);
+  if (timer !== undefined) clearTimeout(timer);
+  closeBoth();
+  return { aToB: ab.n, bToA: ba.n };
+}

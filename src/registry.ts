@@ -1,0 +1,197 @@
+/**
+ * Scheme → factory maps. Each protocol and transport module registers its sides here
+ * (`registerHandler("socks5", …)`); the service and chain builders look them up by name.
+ * Names gost knows but dost does not implement yet are listed so that using one fails with
+ * "not supported yet" instead of "unknown".
+ */
+import type { Conn, Listener } from "./core/conn.ts";
+import type { Logger } from "./core/logger.ts";
+import type { Params } from "./config/params.ts";
+import type { Auther } from "./access/auth.ts";
+import type { Router } from "./chain/router.ts";
+
+/** What a handler gets per connection. */
+export interface HandleContext {
+  /** Logger scoped to the service. */
+  log: Logger;
+}
+
+/** The server side of a protocol. */
+export interface Handler {
+  handle(conn: Conn, ctx: HandleContext): Promise<void>;
+}
+
+/** Everything a handler factory may use. */
+export interface HandlerOptions {
+  service: string;
+  params: Params;
+  auther?: Auther;
+  /** Reaches targets: through the chain, or directly. */
+  router: Router;
+  /** Forward targets (`tcp://:P/a,b`), empty for proxies. */
+  targets: string[];
+  log: Logger;
+}
+
+export interface ListenerOptions {
+  service: string;
+  /** `host:port` to listen on (host "" = all interfaces). */
+  addr: string;
+  params: Params;
+  log: Logger;
+}
+
+/** Client side of a transport: how bytes reach a node. */
+export interface Dialer {
+  /** Opens a connection to the node at `addr` (first hop). */
+  dial(addr: string, opts: { timeout: number }): Promise<Conn>;
+  /** Runs the transport handshake over an existing stream (hop 2+ and after dial). */
+  handshake?(conn: Conn, opts: { addr: string; timeout: number }): Promise<Conn>;
+}
+
+/** Client side of a protocol: how to ask a node for a target. */
+export interface Connector {
+  connect(
+    conn: Conn,
+    network: "tcp" | "udp",
+    address: string,
+    opts: { timeout: number },
+  ): Promise<Conn>;
+}
+
+export interface NodeOptions {
+  node: string;
+  addr: string;
+  params: Params;
+  auth?: { username: string; password?: string };
+  log: Logger;
+}
+
+export type HandlerFactory = (o: HandlerOptions) => Handler;
+export type ListenerFactory = (o: ListenerOptions) => Promise<Listener>;
+export type DialerFactory = (o: NodeOptions) => Dialer;
+export type ConnectorFactory = (o: NodeOptions) => Connector;
+
+const handlers = new Map<string, HandlerFactory>();
+const listeners = new Map<string, ListenerFactory>();
+const dialers = new Map<string, DialerFactory>();
+const connectors = new Map<string, ConnectorFactory>();
+
+export function registerHandler(names: string | string[], f: HandlerFactory): void {
+  for (const n of [names].flat()) handlers.set(n, f);
+}
+export function registerListener(names: string | string[], f: ListenerFactory): void {
+  for (const n of [names].flat()) listeners.set(n, f);
+}
+export function registerDialer(names: string | string[], f: DialerFactory): void {
+  for (const n of [names].flat()) dialers.set(n, f);
+}
+export function registerConnector(names: string | string[], f: ConnectorFactory): void {
+  for (const n of [names].flat()) connectors.set(n, f);
+}
+
+export const registry = { handlers, listeners, dialers, connectors };
+
+/** Protocol (handler/connector) names gost v2/v3 know. */
+export const GOST_PROTOCOLS = new Set([
+  "auto",
+  "http",
+  "http2",
+  "socks",
+  "socks4",
+  "socks4a",
+  "socks5",
+  "ss",
+  "ssu",
+  "sni",
+  "relay",
+  "tcp",
+  "udp",
+  "rtcp",
+  "rudp",
+  "forward",
+  "red",
+  "redir",
+  "redirect",
+  "redu",
+  "dns",
+  "tun",
+  "tap",
+  "sshd",
+  "tunnel",
+  "file",
+  "serial",
+  "unix",
+  "runix",
+  "router",
+  "direct",
+  "remote",
+  "metrics",
+]);
+
+/** Transport (listener/dialer) names gost v2/v3 know. */
+export const GOST_TRANSPORTS = new Set([
+  "tcp",
+  "udp",
+  "tls",
+  "mtls",
+  "mtcp",
+  "ws",
+  "wss",
+  "mws",
+  "mwss",
+  "h2",
+  "h2c",
+  "http2",
+  "grpc",
+  "pht",
+  "phts",
+  "quic",
+  "http3",
+  "h3",
+  "wt",
+  "kcp",
+  "ssh",
+  "sshd",
+  "ohttp",
+  "ohttps",
+  "otls",
+  "obfs4",
+  "icmp",
+  "dtls",
+  "ftcp",
+  "red",
+  "redir",
+  "redirect",
+  "redu",
+  "tun",
+  "tap",
+  "rtcp",
+  "rudp",
+  "dns",
+  "unix",
+  "runix",
+  "serial",
+  "vsock",
+]);
+
+/** Looks a factory up, or throws the one-line "not supported yet" / "unknown" error. */
+export function lookup<T>(
+  map: Map<string, T>,
+  kind: "handler" | "listener" | "dialer" | "connector",
+  name: string,
+): T {
+  const f = map.get(name);
+  if (f) return f;
+  const known = kind === "handler" || kind === "connector" ? GOST_PROTOCOLS : GOST_TRANSPORTS;
+  const word = kind === "handler" || kind === "connector" ? "protocol" : "transport";
+  if (known.has(name)) {
+    throw new NotSupportedError(`${kind} "${name}" is not supported yet`);
+  }
+  throw new NotSupportedError(`unknown ${word} "${name}"`);
+}
+
+/** A known-but-unimplemented or unknown scheme. */
+export class NotSupportedError extends Error {
+  override name = "NotSupportedError";
+}
