@@ -77,16 +77,21 @@ export async function run(args: string[]): Promise<number> {
   }
 
   let stopping = false;
+  let finished!: (code: number) => void;
+  const done = new Promise<number>((r) => finished = r);
   const stop = async (sig: string) => {
     if (stopping) Deno.exit(130); // a second signal: no more waiting
     stopping = true;
     log.info(`${sig}: shutting down (open connections get ${SHUTDOWN_GRACE_MS / 1000}s)`);
     await Promise.all(services.map((s) => s.shutdown(SHUTDOWN_GRACE_MS)));
-    Deno.exit(0);
+    finished(0);
   };
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => void stop(sig));
   }
-  await Promise.all(services.map((s) => s.serve()));
-  return 0;
+  // Accept loops end on shutdown; the exit waits for the grace period in stop().
+  Promise.all(services.map((s) => s.serve())).then(() => {
+    if (!stopping) finished(0);
+  });
+  return await done;
 }

@@ -53,6 +53,7 @@ export function buildConfigFromCLI(
     forwards.forEach((raw, i) => {
       const where = `-F "${raw}"`;
       const u = wrap(where, () => parseNodeURL(raw.includes("://") ? raw : `http://${raw}`));
+      wrap(where, () => checkScheme(u));
       if (u.portEnd !== u.port) throw new ConfigError(`${where}: port ranges are for -L only`);
       if (u.targets.length) throw new ConfigError(`${where}: a chain node has no targets`);
       let connector = u.protocol;
@@ -82,6 +83,7 @@ export function buildConfigFromCLI(
   for (const raw of serves) {
     const where = `-L "${raw}"`;
     const u = wrap(where, () => parseNodeURL(raw.includes("://") ? raw : `auto://${raw}`));
+    wrap(where, () => checkScheme(u));
     let handler = u.protocol;
     let listener = u.transport;
     if (!listener) {
@@ -125,6 +127,21 @@ export function buildConfigFromCLI(
   }
   cfg.services = services;
   return cfg;
+}
+
+/** Rejects scheme parts gost does not know (typos must not silently become `auto`). */
+function checkScheme(u: { scheme: string; protocol: string; transport: string }): void {
+  if (u.scheme === "") return;
+  if (u.transport === "") {
+    if (!GOST_PROTOCOLS.has(u.protocol) && !GOST_TRANSPORTS.has(u.protocol)) {
+      throw new ConfigError(`unknown scheme "${u.scheme}"`);
+    }
+    return;
+  }
+  if (!GOST_PROTOCOLS.has(u.protocol)) throw new ConfigError(`unknown protocol "${u.protocol}"`);
+  if (!GOST_TRANSPORTS.has(u.transport)) {
+    throw new ConfigError(`unknown transport "${u.transport}"`);
+  }
 }
 
 function wrap<T>(where: string, f: () => T): T {
