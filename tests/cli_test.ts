@@ -138,3 +138,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cli: -P serves memory and connection counts at /debug/vars",
+  ...IT,
+  fn: async () => {
+    const echo = startEcho();
+    const port = freePort();
+    const pport = freePort();
+    const dost = await startDost([
+      "-P",
+      `127.0.0.1:${pport}`,
+      "-L",
+      `tcp://127.0.0.1:${port}/127.0.0.1:${echo.port}`,
+    ]);
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(new Uint8Array([1]));
+      await c.read(new Uint8Array(1));
+      const vars = await (await fetch(`http://127.0.0.1:${pport}/debug/vars`)).json();
+      assert(vars.memory.rss > 0, JSON.stringify(vars));
+      assertEquals(vars.services, [{ name: "service-0", connections: 1 }]);
+      c.close();
+      assertEquals((await fetch(`http://127.0.0.1:${pport}/nope`)).status, 404);
+    } finally {
+      await dost.stop();
+      echo.close();
+    }
+  },
+});

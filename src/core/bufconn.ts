@@ -7,6 +7,7 @@ import { type Addr, type Conn } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
 
 const dec = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 export class BufferedConn implements Conn {
   private buf: Uint8Array;
@@ -128,13 +129,13 @@ export class BufferedConn implements Conn {
       const n = Math.min(p.length, this.end - this.start);
       p.set(this.buf.subarray(this.start, this.start + n));
       this.start += n;
-      if (this.start === this.end) {
-        // Reads past the handshake go straight to the wrapped conn; drop the buffer so idle
-        // tunnels stay small.
-        this.buf = new Uint8Array(0);
-        this.start = this.end = 0;
-      }
       return Promise.resolve(n);
+    }
+    if (this.buf.length) {
+      // Reads past the handshake go straight to the wrapped conn; drop the buffer so idle
+      // tunnels stay small (fill() allocates again if parsing resumes).
+      this.buf = EMPTY;
+      this.start = this.end = 0;
     }
     if (this.eof) return Promise.resolve(null);
     return this.inner.read(p);

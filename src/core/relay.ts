@@ -24,24 +24,52 @@ export interface RelayStats {
   bToA: number;
 }
 
-const SMALL = 4096;
+/** Idle pumps wait on a buffer this small, so idle tunnels cost little memory. */
+const SMALL = 512;
+/** A read shorter than this goes back to the small buffer (the big one returns to the pool). */
+const SHRINK_BELOW = 4096;
+
+/** Recycled large buffers: bulk pumps come and go without allocating 64 KiB each time. */
+const pool: Uint8Array<ArrayBuffer>[] = [];
+const POOL_MAX = 64;
+
+function takeBig(size: number): Uint8Array<ArrayBuffer> {
+  const b = pool.pop();
+  return b && b.length === size ? b : new Uint8Array(size);
+}
+
+function giveBack(b: Uint8Array<ArrayBuffer>): void {
+  if (pool.length < POOL_MAX) pool.push(b);
+}
 
 async function pump(
   src: Conn,
   dst: Conn,
-  big: number,
+  bigSize: number,
   touch: () => void,
   counter: { n: number },
 ): Promise<void> {
-  let buf = new Uint8Array(SMALL);
-  for (;;) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    touch();
-    let off = 0;
-    while (off < n) off += await dst.write(buf.subarray(off, n));
-    counter.n += n;
-    if (n === buf.length && buf.length < big) buf = new Uint8Array(big);
+  const small = new Uint8Array(SMALL);
+  let big: Uint8Array<ArrayBuffer> | undefined;
+  let buf = small;
+  try {
+    for (;;) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      touch();
+      let off = 0;
+      while (off < n) off += await dst.write(buf.subarray(off, n));
+      counter.n += n;
+      if (buf === small) {
+        if (n === SMALL) buf = big = takeBig(bigSize);
+      } else if (n < SHRINK_BELOW) {
+        giveBack(big!);
+        big = undefined;
+        buf = small;
+      }
+    }
+  } finally {
+    if (big) giveBack(big);
   }
   await dst.closeWrite();
 }
