@@ -1,0 +1,239 @@
+/**
+ * SOCKS5 server (handler `socks5`, alias `socks`), RFC 1928 / RFC 1929 as gost v3 serves it:
+ * no-auth or user/pass method negotiation, CONNECT through the router, and — when enabled with
+ * `udp=true` / `bind=true` — UDP ASSOCIATE and BIND (direct only; through a chain they are a
+ * later step and answered with a general failure).
+ */
+import { BufferedConn } from "../../core/bufconn.ts";
+import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { classifyNetError, ConfigError, errMsg } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { relay } from "../../core/relay.ts";
+import {
+  type HandleContext,
+  type Handler,
+  type HandlerOptions,
+  registerHandler,
+} from "../../registry.ts";
+import { ipVersion, normalizeIP, SocksAddrError, socksAddrString } from "../socks/addr.ts";
+import { serveBind } from "./bind.ts";
+import { HostResolver } from "./resolve.ts";
+import { serveUdpAssociate, type UdpAssociateOptions } from "./udp.ts";
+import {
+  Cmd,
+  encodeMethodReply,
+  encodeReply,
+  encodeUserPassReply,
+  Method,
+  readGreeting,
+  readRequest,
+  readUserPass,
+  Rep,
+  type Request,
+  USERPASS_VERSION,
+} from "./wire.ts";
+
+/** The SOCKS5 handler. Parameters are read (and so validated) once, in the constructor. */
+export class Socks5Handler implements Handler {
+  private readonly readTimeout: number;
+  private readonly idleTimeout: number;
+  private readonly enableUdp: boolean;
+  private readonly enableBind: boolean;
+  private readonly udp: UdpAssociateOptions;
+
+  constructor(private readonly o: HandlerOptions) {
+    const p = o.params;
+    // gost treats a zero or negative readTimeout as "use the default".
+    const rt = p.duration("readTimeout", 15_000);
+    this.readTimeout = rt > 0 ? rt : 15_000;
+    this.idleTimeout = p.duration("idleTimeout", 0);
+    this.enableUdp = p.bool("udp", false);
+    this.enableBind = p.bool("bind", false);
+    const publicAddr = p.str("publicAddr", "");
+    if (publicAddr && !ipVersion(publicAddr)) {
+      throw new ConfigError(`${p.where}: parameter "publicAddr": "${publicAddr}" is not an IP`);
+    }
+    this.udp = {
+      // gost clamps the buffer size to [512, 64 KiB].
+      bufferSize: Math.min(Math.max(p.int(["udp.bufferSize", "udpBufferSize"], 4096), 512), 65536),
+      bindMin: p.int("udp.bindRange.min", 0, 0, 65535),
+      bindMax: p.int("udp.bindRange.max", 0, 0, 65535),
+      publicAddr: publicAddr ? normalizeIP(publicAddr) : "",
+      resolver: new HostResolver(),
+    };
+    const { bindMin: lo, bindMax: hi } = this.udp;
+    if ((lo || hi) && (lo === 0 || hi < lo)) {
+      throw new ConfigError(
+        `${p.where}: parameters "udp.bindRange.min"/"udp.bindRange.max": ${lo}-${hi} is not a port range`,
+      );
+    }
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const bc = conn instanceof BufferedConn ? conn : new BufferedConn(conn);
+    const client = addrString(bc.remoteAddr);
+    let req: Request | null;
+    try {
+      req = await withDeadline(
+        bc,
+        this.readTimeout,
+        "socks5 handshake",
+        () => this.handshake(bc, ctx.log),
+      );
+    } catch (e) {
+      ctx.log.debug(`socks5 handshake from ${client} failed: ${errMsg(e)}`);
+      closeQuietly(bc);
+      return;
+    }
+    if (!req) {
+      closeQuietly(bc);
+      return;
+    }
+    switch (req.cmd) {
+      case Cmd.Connect:
+        return await this.connect(bc, req, ctx.log);
+      case Cmd.UdpAssociate:
+        if (!this.enableUdp) {
+          return await this.refuse(bc, "UDP relay is disabled (udp=true enables it)", ctx.log);
+        }
+        if (this.o.router.hasChain) {
+          ctx.log.warn("socks5: UDP through a chain is not supported yet");
+          return await this.reply(bc, Rep.Failure);
+        }
+        return await serveUdpAssociate(bc, req, this.udp, ctx.log);
+      case Cmd.Bind:
+        if (!this.enableBind) {
+          return await this.refuse(bc, "BIND is disabled (bind=true enables it)", ctx.log);
+        }
+        if (this.o.router.hasChain) {
+          ctx.log.warn("socks5: BIND through a chain is not supported yet");
+          return await this.reply(bc, Rep.Failure);
+        }
+        return await serveBind(bc, req, { idleTimeout: this.idleTimeout }, ctx.log);
+      default:
+        ctx.log.debug(`socks5: unsupported command 0x${req.cmd.toString(16)} from ${client}`);
+        return await this.reply(bc, Rep.CmdUnsupported);
+    }
+  }
+
+  /**
+   * Method negotiation, optional user/pass, and the request. Returns null when the client was
+   * turned away (the reply that applies is already written); throws on malformed input.
+   */
+  private async handshake(bc: BufferedConn, log: Logger): Promise<Request | null> {
+    const methods = await readGreeting(bc);
+    const method = this.selectMethod(methods);
+    await writeAll(bc, encodeMethodReply(method));
+    if (method === Method.NoAcceptable) {
+      log.debug(
+        `socks5: no acceptable method among [${[...methods].join(",")}]${
+          this.o.auther ? " (authentication is required)" : ""
+        }`,
+      );
+      return null;
+    }
+    if (method === Method.UserPass) {
+      // A bad sub-negotiation version still gets a failure status before the close.
+      if ((await bc.peek(1))[0] !== USERPASS_VERSION) {
+        await writeAll(bc, encodeUserPassReply(false)).catch(() => {});
+      }
+      const creds = await readUserPass(bc);
+      // Without an auther, user/pass is accepted with any credentials (as gost does), so a
+      // client that offers only 0x02 still gets through an open proxy.
+      const ok = !this.o.auther || this.o.auther.authenticate(creds.username, creds.password);
+      await writeAll(bc, encodeUserPassReply(ok));
+      if (!ok) {
+        log.info(`socks5: authentication failed for user "${creds.username}"`);
+        return null;
+      }
+    }
+    try {
+      return await readRequest(bc);
+    } catch (e) {
+      if (e instanceof SocksAddrError && e.reason !== "truncated") {
+        // Unknown ATYP → 0x08; an empty domain name names no host → general failure.
+        await writeAll(bc, encodeReply(e.reason === "atyp" ? Rep.AddrUnsupported : Rep.Failure))
+          .catch(() => {});
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Picks a method: user/pass when authentication is required; otherwise no-auth, or user/pass
+   * for a client that offers only that. gost's TLS methods (0x80/0x82) are not offered yet.
+   */
+  private selectMethod(offered: Uint8Array): number {
+    if (this.o.auther) {
+      return offered.includes(Method.UserPass) ? Method.UserPass : Method.NoAcceptable;
+    }
+    if (offered.includes(Method.NoAuth)) return Method.NoAuth;
+    if (offered.includes(Method.UserPass)) return Method.UserPass;
+    return Method.NoAcceptable;
+  }
+
+  private async connect(bc: BufferedConn, req: Request, log: Logger): Promise<void> {
+    const target = socksAddrString(req.addr);
+    const client = addrString(bc.remoteAddr);
+    log.debug(`socks5 connect ${client} → ${target}`);
+    let out: Conn;
+    try {
+      out = await this.o.router.dial("tcp", target);
+    } catch (e) {
+      const code = classifyNetError(e);
+      const rep = replyFor(e);
+      // A target that is down is the client's business; a failing chain or an odd error is
+      // the operator's.
+      const msg = `socks5 connect ${client} → ${target}: ${errMsg(e)} (reply 0x0${rep})`;
+      if (this.o.router.hasChain || code === "other") log.warn(msg);
+      else log.debug(msg);
+      await this.reply(bc, rep);
+      return;
+    }
+    // Announce the outgoing socket's address when it is a real IP (a layered transport may not
+    // have one), else 0.0.0.0:0.
+    const la = out.localAddr;
+    const bound = la && ipVersion(la.hostname) ? la : { hostname: "0.0.0.0", port: 0 };
+    try {
+      await writeAll(bc, encodeReply(Rep.Succeeded, normalizeIP(bound.hostname), bound.port));
+    } catch (e) {
+      log.debug(`socks5 connect ${client} → ${target}: reply failed: ${errMsg(e)}`);
+      closeQuietly(out);
+      closeQuietly(bc);
+      return;
+    }
+    await relay(bc, out, { idleTimeout: this.idleTimeout });
+  }
+
+  private async refuse(bc: BufferedConn, why: string, log: Logger): Promise<void> {
+    log.debug(`socks5: ${why}`);
+    await this.reply(bc, Rep.NotAllowed);
+  }
+
+  /** Writes a failure reply (one write) and closes. */
+  private async reply(bc: BufferedConn, rep: number): Promise<void> {
+    await writeAll(bc, encodeReply(rep)).catch(() => {});
+    closeQuietly(bc);
+  }
+}
+
+/** Maps a dial failure to a SOCKS5 reply code. */
+export function replyFor(e: unknown): number {
+  switch (classifyNetError(e)) {
+    case "refused":
+      return Rep.ConnRefused;
+    case "timeout":
+      return Rep.TTLExpired;
+    case "not-allowed":
+      return Rep.NotAllowed;
+    case "unreachable":
+      return /network (is )?unreachable|ENETUNREACH/i.test(errMsg(e))
+        ? Rep.NetUnreachable
+        : Rep.HostUnreachable;
+    default:
+      return Rep.Failure;
+  }
+}
+
+registerHandler(["socks5", "socks"], (o) => new Socks5Handler(o));

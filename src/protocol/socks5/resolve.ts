@@ -1,0 +1,56 @@
+/**
+ * Host name → IP for UDP relaying. A datagram socket can only send to an IP, so names in SOCKS
+ * UDP headers are resolved here: IP literals pass through, `localhost` maps to 127.0.0.1
+ * without DNS, and other names go through Deno.resolveDns (A, then AAAA) with a small cache
+ * that also remembers failures briefly, so a client spraying datagrams at a bad name does not
+ * turn into a DNS flood.
+ */
+import { DialError, errMsg } from "../../core/errors.ts";
+import { ipVersion, normalizeIP } from "../socks/addr.ts";
+
+/** How long a successful lookup is reused. */
+const TTL_MS = 60_000;
+/** How long a failed lookup is remembered. */
+const NEGATIVE_TTL_MS = 10_000;
+/** Entries kept at most (oldest dropped first). */
+const MAX_ENTRIES = 1024;
+
+/** A caching resolver for UDP targets. */
+export class HostResolver {
+  private readonly cache = new Map<string, { ip: Promise<string>; expires: number }>();
+
+  /** Resolves `host` to an IP literal; throws DialError("unreachable") when it has no address. */
+  resolve(host: string): Promise<string> {
+    if (ipVersion(host) !== 0) return Promise.resolve(normalizeIP(host));
+    const name = host.toLowerCase().replace(/\.$/, "");
+    if (name === "localhost" || name.endsWith(".localhost")) return Promise.resolve("127.0.0.1");
+    const now = Date.now();
+    const hit = this.cache.get(name);
+    if (hit && hit.expires > now) return hit.ip;
+    const entry = { ip: lookup(name), expires: now + TTL_MS };
+    // Failures are kept only briefly; the rejection is observed by whoever awaits the entry.
+    entry.ip.catch(() => entry.expires = Date.now() + NEGATIVE_TTL_MS);
+    this.cache.delete(name);
+    this.cache.set(name, entry);
+    if (this.cache.size > MAX_ENTRIES) {
+      this.cache.delete(this.cache.keys().next().value!);
+    }
+    return entry.ip;
+  }
+}
+
+async function lookup(name: string): Promise<string> {
+  let lastErr: unknown;
+  for (const type of ["A", "AAAA"] as const) {
+    try {
+      const ips = await Deno.resolveDns(name, type);
+      if (ips.length) return normalizeIP(ips[0]);
+    } catch (e) {
+      lastErr = e;
+    }
+  }
+  throw new DialError(
+    `resolve ${name}: ${lastErr ? errMsg(lastErr) : "no address"}`,
+    "unreachable",
+  );
+}
