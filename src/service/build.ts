@@ -60,7 +60,9 @@ function buildChain(c: ChainConfig, sources: Sources): Chain {
           }),
       );
       params.assertAllConsumed();
-      const scheme = `${n.connector?.type ?? "http"}+${n.dialer?.type ?? "tcp"}`;
+      const dialerType = n.dialer?.type ?? "tcp";
+      const connectorType = n.connector?.type ?? "http";
+      const scheme = dialerType === "tcp" ? connectorType : `${connectorType}+${dialerType}`;
       return { name: n.name, addr: n.addr, label: `${scheme}://${n.addr}`, dialer, connector };
     });
     return new Hop(h.name, nodes);

@@ -1,0 +1,93 @@
+/** Chains built from -F: each hop reached through the previous one, errors naming the hop. */
+import { assertEquals, assertStringIncludes } from "./lib/assert.ts";
+import { curl, freePort, IT, startDost, startOrigin } from "./lib/harness.ts";
+
+Deno.test({
+  name: "chain: socks5 → socks5 (user/pass) → socks5 → origin",
+  ...IT,
+  fn: async () => {
+    const origin = startOrigin();
+    const [a, b, c] = [freePort(), freePort(), freePort()];
+    const procs = [];
+    try {
+      procs.push(await startDost(["-L", `socks5://u%40x:p%3Aw@127.0.0.1:${b}`]));
+      procs.push(await startDost(["-L", `socks5://127.0.0.1:${c}`]));
+      procs.push(
+        await startDost([
+          "-L",
+          `socks5://127.0.0.1:${a}`,
+          "-F",
+          `socks5://u%40x:p%3Aw@127.0.0.1:${b}`,
+          "-F",
+          `socks5://127.0.0.1:${c}`,
+        ]),
+      );
+      const r = await curl([
+        "--proxy",
+        `socks5h://127.0.0.1:${a}`,
+        `http://localhost:${origin.port}/x`,
+      ]);
+      assertEquals(r.stdout, "hello /x", r.stderr);
+      // A refused target is reported back through the whole chain as "connection refused".
+      const refused = await curl([
+        "--proxy",
+        `socks5h://127.0.0.1:${a}`,
+        `http://127.0.0.1:${freePort()}/`,
+      ]);
+      assertStringIncludes(refused.stderr, "(5)");
+    } finally {
+      for (const p of procs) await p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "chain: a failing hop is named in the log and the client gets an error reply",
+  ...IT,
+  fn: async () => {
+    const origin = startOrigin();
+    const [a, a2, b] = [freePort(), freePort(), freePort()];
+    const dead = freePort();
+    const procs = [];
+    try {
+      procs.push(await startDost(["-L", `socks5://u:p@127.0.0.1:${b}`]));
+      const front = await startDost([
+        "-L",
+        `socks5://127.0.0.1:${a}`,
+        "-F",
+        `socks5://u:wrong@127.0.0.1:${b}`,
+      ]);
+      procs.push(front);
+      const r = await curl([
+        "--proxy",
+        `socks5h://127.0.0.1:${a}`,
+        `http://localhost:${origin.port}/`,
+      ]);
+      assertEquals(r.code === 0, false);
+      assertStringIncludes(
+        front.logs(),
+        `hop 1 (socks5://127.0.0.1:${b}): socks5: authentication failed`,
+      );
+      const front2 = await startDost([
+        "-L",
+        `socks5://127.0.0.1:${a2}`,
+        "-F",
+        `socks5://u:p@127.0.0.1:${b}`,
+        "-F",
+        `socks5://127.0.0.1:${dead}`,
+      ]);
+      procs.push(front2);
+      const r2 = await curl([
+        "--proxy",
+        `socks5h://127.0.0.1:${a2}`,
+        `http://localhost:${origin.port}/`,
+      ]);
+      assertEquals(r2.code === 0, false);
+      assertStringIncludes(front2.logs(), `hop 2 (socks5://127.0.0.1:${dead}): socks5 CONNECT`);
+    } finally {
+      for (const p of procs) await p.stop();
+      await origin.close();
+    }
+  },
+});
