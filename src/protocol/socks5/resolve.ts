@@ -1,10 +1,12 @@
 /**
  * Host name → IP for UDP relaying. A datagram socket can only send to an IP, so names in SOCKS
  * UDP headers are resolved here: IP literals pass through, `localhost` maps to 127.0.0.1
- * without DNS, and other names go through Deno.resolveDns (A, then AAAA) with a small cache
+ * without DNS, and other names go through the system resolver (getaddrinfo via node:dns, so
+ * /etc/hosts is honoured exactly as for TCP dials) with a small cache
  * that also remembers failures briefly, so a client spraying datagrams at a bad name does not
  * turn into a DNS flood.
  */
+import { lookup as dnsLookup } from "node:dns/promises";
 import { DialError, errMsg } from "../../core/errors.ts";
 import { ipVersion, normalizeIP } from "../socks/addr.ts";
 
@@ -40,17 +42,9 @@ export class HostResolver {
 }
 
 async function lookup(name: string): Promise<string> {
-  let lastErr: unknown;
-  for (const type of ["A", "AAAA"] as const) {
-    try {
-      const ips = await Deno.resolveDns(name, type);
-      if (ips.length) return normalizeIP(ips[0]);
-    } catch (e) {
-      lastErr = e;
-    }
+  try {
+    return normalizeIP((await dnsLookup(name)).address);
+  } catch (e) {
+    throw new DialError(`resolve ${name}: ${errMsg(e)}`, "unreachable");
   }
-  throw new DialError(
-    `resolve ${name}: ${lastErr ? errMsg(lastErr) : "no address"}`,
-    "unreachable",
-  );
 }
