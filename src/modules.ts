@@ -2,3 +2,10 @@
 import "./transport/tcp/listener.ts";
 import "./transport/tcp/dialer.ts";
 import "./protocol/forward/handler.ts";
+import "./protocol/http/connector.ts";
+import "./protocol/socks4/handler.ts";
+import "./protocol/socks5/handler.ts";
+import "./protocol/socks5/connector.ts";
+import "./protocol/http/handler.ts";
+import "./protocol/auto/handler.ts";
+import "./protocol/socks4/connector.ts";

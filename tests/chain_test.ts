@@ -91,3 +91,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "chain: three all-dost hops over http, socks5 and socks4a connectors",
+  ...IT,
+  fn: async () => {
+    const origin = startOrigin();
+    const [front, h, s5, s4] = [freePort(), freePort(), freePort(), freePort()];
+    const procs = [];
+    try {
+      procs.push(await startDost(["-L", `http://u:p@127.0.0.1:${h}`]));
+      procs.push(await startDost(["-L", `socks5://127.0.0.1:${s5}`]));
+      procs.push(await startDost(["-L", `socks4://127.0.0.1:${s4}`]));
+      procs.push(
+        await startDost([
+          "-L",
+          `http://127.0.0.1:${front}`,
+          "-F",
+          `http://u:p@127.0.0.1:${h}`,
+          "-F",
+          `socks5://127.0.0.1:${s5}`,
+          "-F",
+          `socks4a://127.0.0.1:${s4}`,
+        ]),
+      );
+      const r = await curl([
+        "--proxy",
+        `http://127.0.0.1:${front}`,
+        `http://localhost:${origin.port}/3hops`,
+      ]);
+      assertEquals(r.stdout, "hello /3hops", r.stderr);
+      const big = await curl([
+        "--proxy",
+        `http://127.0.0.1:${front}`,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        `http://127.0.0.1:${origin.port}/big?n=5000000`,
+      ]);
+      assertEquals(big.stdout, "5000000", big.stderr);
+    } finally {
+      for (const p of procs) await p.stop();
+      await origin.close();
+    }
+  },
+});
