@@ -1,0 +1,816 @@
+/**
+ * dost benchmark driver (`deno task bench` → scripts/bench/run.sh → this file, `deno run -A`).
+ *
+ * All on 127.0.0.1 with free ports, in one run:
+ *  a. throughput with iperf3 (-t 5): direct; one bare Deno forwarder (the runtime's ceiling);
+ *     dost tcp:// forward; dost SOCKS5; dost HTTP CONNECT; microsocks; dante. SOCKS5 and HTTP
+ *     rows run the unmodified iperf3 client under proxychains4 (LD_PRELOAD hooks connect(), so
+ *     iperf3's own control and data sockets do the handshake): every row except "direct" is the
+ *     same shape, iperf3 -c → one hop → iperf3 -s, and all proxies are measured the same way.
+ *  b. new connections per second: 16 workers of connect → handshake → CONNECT to an echo →
+ *     1-byte round trip → close, for 4 s (scripts/bench/load.ts, its own process).
+ *  c. RSS per idle tunnel: VmRSS of the proxy before and with 5,000 idle tunnels open.
+ *
+ * Prints a table and the ratios against the targets, and writes the numbers as JSON to .bench/.
+ * Missing peers print "skipped (not installed)"; a dost protocol whose handler is not there yet
+ * prints "skipped (dost handler missing)".
+ *
+ * Throughput and conn/s rows run --rounds=N times (default 2), interleaved, and report the best
+ * run; the other runs are listed beside it.
+ *
+ * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
+ *          --only=throughput,conns,idle   --rounds=N
+ */
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const BENCH = `${ROOT}scripts/bench/`;
+const HOST = "127.0.0.1";
+const dec = new TextDecoder();
+
+const quick = Deno.args.includes("--quick");
+const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const IPERF_SECS = quick ? 1 : 5;
+const CONN_SECS = quick ? 1 : 4;
+const CONN_WORKERS = 16;
+const IDLE_COUNT = quick ? 1000 : 5000;
+const IDLE_TARGET_KB = 20;
+const ROUNDS = Number(
+  Deno.args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? (quick ? 1 : 2),
+);
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+interface Proc {
+  name: string;
+  child: Deno.ChildProcess;
+  pid: number;
+  exited: boolean;
+  status: Promise<Deno.CommandStatus>;
+  /** The last ~8 KB of stdout+stderr. */
+  tail(): string;
+  stop(): Promise<void>;
+}
+
+const procs = new Set<Proc>();
+
+function spawn(name: string, cmd: string, args: string[], cwd = ROOT): Proc {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    try {
+      for await (const chunk of s) {
+        text += dec.decode(chunk);
+        if (text.length > 16384) text = text.slice(-8192);
+      }
+    } catch { /* closed */ }
+  };
+  drain(child.stdout);
+  drain(child.stderr);
+  const p: Proc = {
+    name,
+    child,
+    pid: child.pid,
+    exited: false,
+    status: child.status,
+    tail: () => text.slice(-8192),
+    async stop() {
+      if (!p.exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        const t = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }, 3000);
+        await p.status;
+        clearTimeout(t);
+      }
+      procs.delete(p);
+    },
+  };
+  child.status.then(() => p.exited = true);
+  procs.add(p);
+  return p;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...procs].map((p) => p.stop()));
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, async () => {
+    console.error(`\nbench: ${sig}, stopping everything`);
+    await stopAll();
+    Deno.exit(130);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function have(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits until something listens on 127.0.0.1:port (seen in /proc/net/tcp, without connecting:
+ * a probe connection through a forwarder would reach the target, and iperf3's one-test-at-a-time
+ * server takes it for a client), or throws with the process's output if it exits.
+ */
+async function waitPort(port: number, p: Proc, ms = 20_000): Promise<void> {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (p.exited) throw new StartError(p.name, p.tail());
+    const table = Deno.readTextFileSync("/proc/net/tcp");
+    for (const line of table.split("\n")) {
+      const f = line.trim().split(/\s+/);
+      if (f[1] === want && f[3] === "0A") return; // local address, state LISTEN
+    }
+    await sleep(50);
+  }
+  throw new StartError(p.name, `not listening on ${port} after ${ms} ms\n${p.tail()}`);
+}
+
+class StartError extends Error {
+  constructor(readonly who: string, readonly output: string) {
+    super(`${who} failed to start: ${output.trim().split("\n").slice(-3).join(" | ")}`);
+  }
+}
+
+class Skip extends Error {}
+
+/** VmRSS in KB of one process. */
+function rssKB(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN);
+}
+
+/** utime+stime of a process (all its threads) in seconds. */
+function cpuSecs(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // fields 14, 15 (USER_HZ = 100 on Linux)
+}
+
+// ---------------------------------------------------------------------------------------------
+// the things under test
+
+type Kind = "socks5" | "http" | "direct";
+
+interface Server {
+  port: number;
+  proc: Proc;
+  /** The pid whose RSS/CPU is the server's (all of it for single-process servers). */
+  pid: number;
+  singleProcess: boolean;
+}
+
+const DOST_PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys", "--unstable-net"];
+
+const HANDLER_FILE: Record<string, string> = {
+  socks5: "src/protocol/socks5/handler.ts",
+  http: "src/protocol/http/handler.ts",
+  tcp: "src/protocol/forward/handler.ts",
+};
+
+async function startDost(scheme: "socks5" | "http" | "tcp", target?: number): Promise<Server> {
+  try {
+    await Deno.stat(ROOT + HANDLER_FILE[scheme]);
+  } catch {
+    throw new Skip("skipped (dost handler missing)");
+  }
+  const port = freePort();
+  const url = scheme === "tcp"
+    ? `tcp://${HOST}:${port}/${HOST}:${target}`
+    : `${scheme}://${HOST}:${port}`;
+  const proc = spawn(`dost ${scheme}`, Deno.execPath(), [
+    "run",
+    ...DOST_PERMS,
+    "main.ts",
+    "-L",
+    url,
+  ]);
+  try {
+    await waitPort(port, proc);
+  } catch (e) {
+    await proc.stop();
+    if (e instanceof StartError && /not supported|unknown (handler|scheme)/i.test(e.output)) {
+      throw new Skip("skipped (dost handler missing)");
+    }
+    throw e;
+  }
+  return { port, proc, pid: proc.pid, singleProcess: true };
+}
+
+async function startBare(target: number): Promise<Server> {
+  const port = freePort();
+  const proc = spawn("bare forwarder", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    `${BENCH}bare_forward.ts`,
+    String(port),
+    String(target),
+  ]);
+  await waitPort(port, proc);
+  return { port, proc, pid: proc.pid, singleProcess: true };
+}
+
+async function startMicrosocks(): Promise<Server> {
+  if (!have("microsocks")) throw new Skip("skipped (not installed)");
+  const port = freePort();
+  const proc = spawn("microsocks", "microsocks", ["-i", HOST, "-p", String(port)]);
+  await waitPort(port, proc);
+  return { port, proc, pid: proc.pid, singleProcess: true };
+}
+
+let tmpDir: string | undefined;
+function tmp(): string {
+  return tmpDir ??= Deno.makeTempDirSync({ prefix: "dost-bench-" });
+}
+
+async function startDante(): Promise<Server> {
+  if (!have("danted")) throw new Skip("skipped (not installed)");
+  const port = freePort();
+  const conf = `${tmp()}/danted-${port}.conf`;
+  const root = Deno.uid?.() === 0;
+  Deno.writeTextFileSync(
+    conf,
+    [
+      "logoutput: stderr",
+      `internal: ${HOST} port = ${port}`,
+      `external: ${HOST}`,
+      "clientmethod: none",
+      "socksmethod: none",
+      ...(root ? ["user.privileged: root", "user.unprivileged: nobody"] : []),
+      "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
+      "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }",
+      "",
+    ].join("\n"),
+  );
+  const proc = spawn("dante", "danted", ["-f", conf, "-N", "1"]);
+  await waitPort(port, proc);
+  return { port, proc, pid: proc.pid, singleProcess: false };
+}
+
+/** An echo server process; `once`: echo one read, then close (see echo.ts). */
+async function startEcho(once = false): Promise<Server> {
+  const port = freePort();
+  const proc = spawn(once ? "echo (once)" : "echo", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    `${BENCH}echo.ts`,
+    String(port),
+    ...(once ? ["once"] : []),
+  ]);
+  await waitPort(port, proc);
+  return { port, proc, pid: proc.pid, singleProcess: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// measurements
+
+interface Result {
+  name: string;
+  value?: number;
+  unit: string;
+  note?: string;
+  /** Every successful run's value (the row's value is the best). */
+  runs?: number[];
+  failures?: number;
+  /** Extra numbers (CPU, errors, …). */
+  extra?: Record<string, number | string>;
+}
+
+const results: Record<string, Result[]> = { throughput: [], conns: [], idle: [] };
+
+async function runCmd(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const t = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  const out = await child.output();
+  clearTimeout(t);
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function proxychainsConf(kind: "socks5" | "http", port: number): string {
+  const file = `${tmp()}/proxychains-${kind}-${port}.conf`;
+  Deno.writeTextFileSync(
+    file,
+    [
+      "strict_chain",
+      "quiet_mode",
+      "tcp_read_time_out 15000",
+      "tcp_connect_time_out 8000",
+      "[ProxyList]",
+      `${kind} ${HOST} ${port}`,
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+/** iperf3 client to the server at `iperfPort`, connecting to `port` (optionally via a proxy). */
+async function iperf(
+  port: number,
+  via?: { kind: "socks5" | "http"; port: number },
+): Promise<number> {
+  const client = ["-c", HOST, "-p", String(port), "-t", String(IPERF_SECS), "-J"];
+  const [cmd, args] = via
+    ? ["proxychains4", ["-q", "-f", proxychainsConf(via.kind, via.port), "iperf3", ...client]]
+    : ["iperf3", client];
+  const out = await runCmd(cmd, args, (IPERF_SECS + 30) * 1000);
+  let j: any;
+  try {
+    j = JSON.parse(out.stdout);
+  } catch {
+    throw new Error(`iperf3 gave no JSON (exit ${out.code}): ${(out.stderr || out.stdout).trim()}`);
+  }
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (typeof bps !== "number") throw new Error("iperf3 JSON has no end.sum_received");
+  return bps;
+}
+
+function errText(e: unknown): string {
+  if (e instanceof Skip) return e.message;
+  return `failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0].slice(0, 200)}`;
+}
+
+/** One measurement of one row; starts and stops whatever it needs. */
+interface RowSpec {
+  name: string;
+  run: () => Promise<{ value: number; note?: string; extra?: Record<string, number | string> }>;
+}
+
+/**
+ * Measures every row `ROUNDS` times, interleaved (A B C A B C: slow phases of a shared machine
+ * hit all rows alike), and keeps each row's best run: noise from other load only lowers numbers.
+ */
+async function measureRows(
+  section: string,
+  unit: string,
+  specs: RowSpec[],
+  show: (v: number) => string,
+): Promise<void> {
+  const list = results[section];
+  const skipped = new Set<string>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const spec of specs) {
+      if (skipped.has(spec.name)) continue;
+      let row = list.find((r) => r.name === spec.name);
+      if (!row) list.push(row = { name: spec.name, unit, runs: [], failures: 0 });
+      let line: string;
+      try {
+        const r = await spec.run();
+        row.runs!.push(r.value);
+        if (row.value === undefined || r.value > row.value) {
+          row.value = r.value;
+          row.note = r.note;
+          row.extra = r.extra;
+        }
+        line = `${show(r.value)}${r.note ? ` ${r.note}` : ""}`;
+      } catch (e) {
+        if (e instanceof Skip) skipped.add(spec.name);
+        else row.failures!++;
+        if (row.value === undefined) row.note = errText(e);
+        line = errText(e);
+      }
+      console.error(`  [${round}/${ROUNDS}] ${spec.name}: ${line}`);
+    }
+  }
+  for (const row of list) {
+    if (row.value !== undefined && row.failures) {
+      row.note = `${row.note ? `${row.note}; ` : ""}${row.failures} of ${ROUNDS} runs failed`;
+    }
+  }
+}
+
+/** Runs `body` with the server `start` gives, printing the server's last output on failure. */
+async function withServer<T>(
+  start: () => Promise<Server>,
+  body: (s: Server) => Promise<T>,
+): Promise<T> {
+  const s = await start();
+  try {
+    return await body(s);
+  } catch (e) {
+    const logs = s.proc.tail().trim();
+    if (logs) {
+      console.error(`  ${s.proc.name} output:\n    ${logs.split("\n").slice(-8).join("\n    ")}`);
+    }
+    throw e;
+  } finally {
+    await s.proc.stop();
+  }
+}
+
+async function throughput(): Promise<void> {
+  const names = [
+    "iperf3 direct (no hop)",
+    "bare Deno forwarder",
+    "dost tcp:// forward",
+    "dost SOCKS5",
+    "dost HTTP CONNECT",
+    "microsocks",
+    "dante",
+  ];
+  if (!have("iperf3")) {
+    for (const name of names) {
+      results.throughput.push({ name, unit: "Gbit/s", note: "skipped (not installed: iperf3)" });
+    }
+    return;
+  }
+  const iperfPort = freePort();
+  const server = spawn("iperf3 -s", "iperf3", ["-s", "-B", HOST, "-p", String(iperfPort)]);
+  await waitPort(iperfPort, server);
+  const pc = have("proxychains4");
+
+  /** iperf3 through `start`'s server (a forwarder, or a proxy `via` proxychains4). */
+  const through =
+    (start: () => Promise<Server>, via?: "socks5" | "http", peer?: string) => async () => {
+      if (peer && !have(peer)) throw new Skip("skipped (not installed)");
+      if (via && !pc) throw new Skip("skipped (not installed: proxychains4)");
+      return await withServer(start, async (s) => {
+        const cpu0 = s.singleProcess ? cpuSecs(s.pid) : NaN;
+        const bps = via ? await iperf(iperfPort, { kind: via, port: s.port }) : await iperf(s.port);
+        const cpu = s.singleProcess ? cpuSecs(s.pid) - cpu0 : NaN;
+        const gb = bps * IPERF_SECS / 8 / 1e9;
+        return { value: bps / 1e9, extra: isNaN(cpu) ? {} : { cpuSecPerGB: cpu / gb } };
+      });
+    };
+  const starts: [() => Promise<Server>, "socks5" | "http" | undefined, string?][] = [
+    [() => startBare(iperfPort), undefined],
+    [() => startDost("tcp", iperfPort), undefined],
+    [() => startDost("socks5"), "socks5"],
+    [() => startDost("http"), "http"],
+    [startMicrosocks, "socks5", "microsocks"],
+    [startDante, "socks5", "danted"],
+  ];
+  console.error(`throughput (iperf3 -t ${IPERF_SECS}, ${ROUNDS} rounds):`);
+  try {
+    await measureRows("throughput", "Gbit/s", [
+      { name: names[0], run: async () => ({ value: await iperf(iperfPort) / 1e9 }) },
+      ...starts.map(([start, via, peer], i) => ({
+        name: names[i + 1],
+        run: through(start, via, peer),
+      })),
+    ], (v) => `${v.toFixed(2)} Gbit/s`);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function loadRun(args: string[], timeoutMs: number): Promise<any> {
+  const out = await runCmd(
+    Deno.execPath(),
+    ["run", "--allow-net", `${BENCH}load.ts`, ...args],
+    timeoutMs,
+  );
+  const line = out.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`load.ts (exit ${out.code}): ${(out.stderr || out.stdout).trim().slice(-300)}`);
+  }
+}
+
+type Target = { name: string; kind: Kind; start: (echo: number) => Promise<Server> };
+
+function targets(): Target[] {
+  return [
+    { name: "bare Deno forwarder", kind: "direct", start: (e) => startBare(e) },
+    { name: "dost tcp:// forward", kind: "direct", start: (e) => startDost("tcp", e) },
+    { name: "dost SOCKS5", kind: "socks5", start: () => startDost("socks5") },
+    { name: "dost HTTP CONNECT", kind: "http", start: () => startDost("http") },
+    { name: "microsocks", kind: "socks5", start: () => startMicrosocks() },
+    { name: "dante", kind: "socks5", start: () => startDante() },
+  ];
+}
+
+async function conns(echo: number): Promise<void> {
+  console.error(`new connections/s (${CONN_WORKERS} workers, ${CONN_SECS} s, ${ROUNDS} rounds):`);
+  await measureRows(
+    "conns",
+    "conn/s",
+    targets().map((t) => ({
+      name: t.name,
+      run: () =>
+        withServer(() => t.start(echo), async (s) => {
+          const r = await loadRun(
+            [
+              "conns",
+              t.kind,
+              String(s.port),
+              String(echo),
+              String(CONN_WORKERS),
+              String(CONN_SECS),
+            ],
+            (CONN_SECS + 30) * 1000,
+          );
+          if (!r.ok) throw new Error(r.firstError ?? "no connection succeeded");
+          const note = r.errors ? `${r.errors} errors (first: ${r.firstError})` : undefined;
+          return { value: r.rate, note, extra: { errors: r.errors } };
+        }),
+    })),
+    (v) => `${v.toFixed(0)} conn/s`,
+  );
+}
+
+/** Opens `count` idle tunnels in a load.ts process; resolves once they are open. */
+async function openIdle(
+  kind: Kind,
+  port: number,
+  echo: number,
+  count: number,
+): Promise<{ proc: Proc; open: number; errors: number; firstError?: string }> {
+  const proc = spawn("idle clients", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    `${BENCH}load.ts`,
+    "idle",
+    kind,
+    String(port),
+    String(echo),
+    String(count),
+  ]);
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const m = /^\{.*"open".*\}$/m.exec(proc.tail());
+    if (m) return { proc, ...JSON.parse(m[0]) };
+    if (proc.exited || Date.now() > end) {
+      await proc.stop();
+      throw new Error(`idle clients: ${proc.tail().trim().slice(-300) || "timed out"}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function idle(): Promise<void> {
+  console.error(`RSS per idle tunnel (${IDLE_COUNT} tunnels):`);
+  for (const t of targets()) {
+    if (t.name === "dante") {
+      results.idle.push({
+        name: t.name,
+        unit: "KB/tunnel",
+        note: "n/a (one process per few clients)",
+      });
+      continue;
+    }
+    let s: Server | undefined;
+    let echo: Server | undefined;
+    let clients: Proc | undefined;
+    try {
+      echo = await startEcho();
+      s = await t.start(echo.port);
+      // Warm up (JIT, buffer pools) with a few tunnels, then measure the baseline.
+      const warm = await openIdle(t.kind, s.port, echo.port, 50);
+      await warm.proc.stop();
+      await sleep(500);
+      const before = rssKB(s.pid);
+      const r = await openIdle(t.kind, s.port, echo.port, IDLE_COUNT);
+      clients = r.proc;
+      await sleep(1500);
+      const after = rssKB(s.pid);
+      if (r.open === 0) throw new Error(r.firstError ?? "no tunnel opened");
+      let note = r.errors
+        ? `${r.errors} of ${IDLE_COUNT} failed (first: ${r.firstError})`
+        : undefined;
+      if (t.kind === "direct" && t.name.startsWith("bare")) {
+        note = `${note ? `${note}; ` : ""}allocates 2 × 64 KiB buffers per tunnel up front`;
+      }
+      results.idle.push({
+        name: t.name,
+        value: (after - before) / r.open,
+        unit: "KB/tunnel",
+        note,
+        extra: { beforeKB: before, afterKB: after, open: r.open },
+      });
+    } catch (e) {
+      results.idle.push({ name: t.name, unit: "KB/tunnel", note: errText(e) });
+    } finally {
+      // Tear down from the echo end, so the server sides close first and the TIME_WAIT state
+      // stays on listening ports (thousands of client-side ones would use up ephemeral ports).
+      await echo?.proc.stop();
+      if (clients) await sleep(500);
+      await clients?.stop();
+      await s?.proc.stop();
+    }
+    const r = results.idle[results.idle.length - 1];
+    console.error(
+      `  ${t.name}: ${r.value !== undefined ? `${r.value.toFixed(1)} KB/tunnel` : ""}${
+        r.note ? ` ${r.note}` : ""
+      }`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+function fmt(v: number | undefined, digits: number): string {
+  return v === undefined || !isFinite(v) ? "-" : v.toFixed(digits);
+}
+
+function get(section: string, name: string): number | undefined {
+  return results[section].find((r) => r.name.startsWith(name))?.value;
+}
+
+function report(): string {
+  const lines: string[] = [];
+  const W = 34;
+  const head = (title: string, cols: string[], notes: string[] = []) => {
+    lines.push("", title, ...notes);
+    lines.push(`  ${"".padEnd(W)}${cols.map((c) => c.padStart(12)).join("")}`);
+  };
+  const fmtRow = (r: Result, digits: number, extraCols: string[]) => {
+    if (r.value === undefined) {
+      lines.push(`  ${r.name.padEnd(W)}${r.note ?? "-"}`);
+      return;
+    }
+    const others = (r.runs ?? []).length > 1
+      ? `  runs: ${r.runs!.map((v) => fmt(v, digits)).join(", ")}`
+      : "";
+    lines.push(
+      `  ${r.name.padEnd(W)}${fmt(r.value, digits).padStart(12)}${
+        extraCols.map((c) => c.padStart(12)).join("")
+      }${others}${r.note ? `  ${r.note}` : ""}`,
+    );
+  };
+
+  if (results.throughput.length) {
+    head(
+      `a. Throughput (best of ${ROUNDS}), iperf3 -t ${IPERF_SECS}: iperf3 -c → one hop → iperf3 -s; proxies via proxychains4`,
+      ["Gbit/s", "CPU s/GB", "÷ direct"],
+      [
+        '  shape: every row but "direct" is iperf3 -c → ONE hop (forwarder or proxy) → iperf3 -s.',
+        "  SOCKS5/HTTP rows run the iperf3 client under proxychains4 (LD_PRELOAD hooks connect(): iperf3's",
+        "  own control and data sockets do the handshake), so proxies get no extra relay in front of them.",
+        "  CPU s/GB: the hop's own CPU time (user+sys) per GB moved (n/a for dante: many processes).",
+      ],
+    );
+    const direct = get("throughput", "iperf3 direct");
+    for (const r of results.throughput) {
+      fmtRow(r, 2, [
+        fmt(r.extra?.cpuSecPerGB as number | undefined, 2),
+        direct && r.value ? fmt(r.value / direct, 2) : "-",
+      ]);
+    }
+  }
+  if (results.conns.length) {
+    head(
+      `b. New connections/s (best of ${ROUNDS}): ${CONN_WORKERS} workers × (connect, handshake, CONNECT to echo, 1-byte round trip, close), ${CONN_SECS} s`,
+      ["conn/s"],
+    );
+    for (const r of results.conns) fmtRow(r, 0, []);
+  }
+  if (results.idle.length) {
+    head(
+      `c. Memory per idle tunnel: proxy VmRSS growth with ${IDLE_COUNT} idle tunnels open`,
+      ["KB/tunnel", "before MB", "after MB"],
+    );
+    for (const r of results.idle) {
+      fmtRow(r, 1, [
+        fmt((r.extra?.beforeKB as number) / 1024, 1),
+        fmt((r.extra?.afterKB as number) / 1024, 1),
+      ]);
+    }
+  }
+
+  // ratios and targets
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
+  const rows: [string, number | undefined, string, ((v: number) => boolean) | undefined][] = [];
+  const s5 = get("throughput", "dost SOCKS5");
+  rows.push([
+    "SOCKS5 throughput ÷ bare forwarder",
+    ratio(s5, get("throughput", "bare Deno")),
+    "≥ 0.90",
+    (v) => v >= 0.9,
+  ]);
+  rows.push([
+    "SOCKS5 throughput ÷ dante",
+    ratio(s5, get("throughput", "dante")),
+    "≥ 1.00",
+    (v) => v >= 1,
+  ]);
+  rows.push([
+    "SOCKS5 throughput ÷ microsocks",
+    ratio(s5, get("throughput", "microsocks")),
+    "≥ 1.00",
+    (v) => v >= 1,
+  ]);
+  rows.push([
+    "HTTP CONNECT throughput ÷ bare forwarder",
+    ratio(get("throughput", "dost HTTP"), get("throughput", "bare Deno")),
+    "",
+    undefined,
+  ]);
+  rows.push([
+    "tcp:// forward throughput ÷ bare forwarder",
+    ratio(get("throughput", "dost tcp"), get("throughput", "bare Deno")),
+    "",
+    undefined,
+  ]);
+  const c5 = get("conns", "dost SOCKS5");
+  rows.push([
+    "SOCKS5 conn/s ÷ bare forwarder",
+    ratio(c5, get("conns", "bare Deno")),
+    "",
+    undefined,
+  ]);
+  rows.push(["SOCKS5 conn/s ÷ dante", ratio(c5, get("conns", "dante")), "", undefined]);
+  rows.push(["SOCKS5 conn/s ÷ microsocks", ratio(c5, get("conns", "microsocks")), "", undefined]);
+  const kb = get("idle", "dost SOCKS5");
+  rows.push([
+    `SOCKS5 KB per idle tunnel ÷ ${IDLE_TARGET_KB} KB target`,
+    ratio(kb, IDLE_TARGET_KB),
+    "≤ 1.00",
+    (v) => v <= 1,
+  ]);
+  rows.push([
+    "SOCKS5 KB per idle tunnel ÷ microsocks",
+    ratio(kb, get("idle", "microsocks")),
+    "",
+    undefined,
+  ]);
+
+  lines.push("", "Ratios (dost ÷ peer)");
+  lines.push(`  ${"".padEnd(44)}${"ratio".padStart(8)}${"target".padStart(10)}  verdict`);
+  for (const [name, v, target, ok] of rows) {
+    const verdict = v === undefined ? "no data" : ok ? (ok(v) ? "PASS" : "FAIL") : "";
+    lines.push(`  ${name.padEnd(44)}${fmt(v, 2).padStart(8)}${target.padStart(10)}  ${verdict}`);
+  }
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+const t0 = performance.now();
+let exitCode = 0;
+try {
+  const want = (s: string) => !only || only.includes(s);
+  if (want("throughput")) await throughput();
+  if (want("conns")) {
+    const echo = await startEcho(true);
+    try {
+      await conns(echo.port);
+    } finally {
+      await echo.proc.stop();
+    }
+  }
+  if (want("idle")) await idle();
+} catch (e) {
+  console.error(`bench: ${e instanceof Error ? e.stack : e}`);
+  exitCode = 1;
+} finally {
+  await stopAll();
+  if (tmpDir) Deno.removeSync(tmpDir, { recursive: true });
+}
+
+const cores = navigator.hardwareConcurrency;
+const header = `dost bench: deno ${Deno.version.deno}, ${cores} cores, loopback, ${
+  ((performance.now() - t0) / 1000).toFixed(0)
+} s${quick ? " (--quick)" : ""}; shared machine: numbers are noisy`;
+const text = `${header}\n${report()}\n`;
+console.log(`\n${text}`);
+try {
+  Deno.mkdirSync(`${ROOT}.bench`, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  Deno.writeTextFileSync(
+    `${ROOT}.bench/bench-${stamp}.json`,
+    JSON.stringify(
+      { date: new Date().toISOString(), deno: Deno.version.deno, cores, quick, results },
+      null,
+      2,
+    ),
+  );
+  Deno.writeTextFileSync(`${ROOT}.bench/last.txt`, text);
+} catch { /* read-only checkout: the table above is the result */ }
+Deno.exit(exitCode);
