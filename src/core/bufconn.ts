@@ -15,7 +15,7 @@ export class BufferedConn implements Conn {
   private end = 0;
   private eof = false;
 
-  constructor(readonly inner: Conn, initialSize = 2048) {
+  constructor(readonly inner: Conn, initialSize = 512) {
     this.buf = new Uint8Array(initialSize);
   }
 
@@ -34,7 +34,7 @@ export class BufferedConn implements Conn {
   /** Reads more from the wrapped conn; false at end of stream. */
   private async fill(max: number): Promise<boolean> {
     if (this.eof) return false;
-    if (this.buf.length === 0) this.buf = new Uint8Array(2048);
+    if (this.buf.length === 0) this.buf = new Uint8Array(512);
     if (this.start > 0 && this.start === this.end) {
       this.start = this.end = 0;
     }
