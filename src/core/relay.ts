@@ -2,7 +2,7 @@
  * `relay(a, b)`: copies bytes both ways until both directions have ended.
  *
  * Two read/write pumps (measured faster than `pipeTo` on Deno 2.9). Each pump starts with a
- * small buffer and switches to a 64 KiB one once a read fills it, so idle interactive tunnels
+ * small buffer and switches to a large pooled one (256 KiB) once a read fills it, so idle interactive tunnels
  * cost little memory while bulk transfers get large reads. End of stream on one side is
  * propagated as a half-close (FIN) to the other; an error on either side closes both.
  */
@@ -12,7 +12,7 @@ import { closeQuietly, type Conn } from "./conn.ts";
 export interface RelayOptions {
   /** Close both sides after this many ms without traffic in either direction (0 = never). */
   idleTimeout?: number;
-  /** Size of the large buffer each pump switches to (default 64 KiB). */
+  /** Size of the large buffer each pump switches to (default 256 KiB: fewer reads per GB). */
   bufferSize?: number;
 }
 
@@ -29,7 +29,7 @@ const SMALL = 512;
 /** A read shorter than this goes back to the small buffer (the big one returns to the pool). */
 const SHRINK_BELOW = 4096;
 
-/** Recycled large buffers: bulk pumps come and go without allocating 64 KiB each time. */
+/** Recycled large buffers: bulk pumps come and go without allocating a large buffer each time. */
 const pool: Uint8Array<ArrayBuffer>[] = [];
 const POOL_MAX = 64;
 
@@ -79,7 +79,7 @@ async function pump(
  * Resolves with the byte counts (never rejects).
  */
 export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayStats> {
-  const big = opts.bufferSize ?? 65536;
+  const big = opts.bufferSize ?? 262144;
   const ab = { n: 0 };
   const ba = { n: 0 };
   let last = Date.now();
