@@ -31,7 +31,7 @@ const SHRINK_BELOW = 4096;
 
 /** Recycled large buffers: bulk pumps come and go without allocating a large buffer each time. */
 const pool: Uint8Array<ArrayBuffer>[] = [];
-const POOL_MAX = 64;
+const POOL_MAX = 16;
 
 function takeBig(size: number): Uint8Array<ArrayBuffer> {
   const b = pool.pop();
