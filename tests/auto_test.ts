@@ -3,45 +3,17 @@
  * without credentials, and bad input that must leave the service serving.
  */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { curl, freePort, IT, runDost, startDost, startOrigin } from "./lib/harness.ts";
+import {
+  curl,
+  freePort,
+  IT,
+  runDost,
+  startDost,
+  startOrigin,
+  talk,
+  waitForLog,
+} from "./lib/harness.ts";
 import { CMD_CONNECT, encodeRequest } from "../src/protocol/socks4/wire.ts";
-
-/**
- * Connects to 127.0.0.1:port, writes `data` while reading, and reads until the server closes.
- * `closedByPeer` is false when our safety timer had to cut the connection.
- */
-async function talk(
-  port: number,
-  data: Uint8Array,
-  safetyMs = 15_000,
-): Promise<{ bytes: Uint8Array; closedByPeer: boolean }> {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  let timedOut = false;
-  const t = setTimeout(() => {
-    timedOut = true;
-    c.close();
-  }, safetyMs);
-  const writer = (async () => {
-    for (let off = 0; off < data.length;) off += await c.write(data.subarray(off));
-  })().catch(() => {/* the server closed on us */});
-  const chunks: number[] = [];
-  const buf = new Uint8Array(4096);
-  try {
-    for (;;) {
-      const n = await c.read(buf);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } catch {
-    // A reset counts as the server closing.
-  }
-  await writer;
-  clearTimeout(t);
-  try {
-    c.close();
-  } catch { /* closed by the timer */ }
-  return { bytes: new Uint8Array(chunks), closedByPeer: !timedOut };
-}
 
 /** Every way curl can use a proxy, with the URL host it should ask for. */
 function proxies(port: number, auth = ""): [string, string][] {
@@ -53,14 +25,6 @@ function proxies(port: number, auth = ""): [string, string][] {
     ["socks4", `socks4://127.0.0.1:${port}`],
     ["socks4a", `socks4a://127.0.0.1:${port}`],
   ];
-}
-
-/** Waits until dost has logged `s` (the log line may trail the socket close it reports). */
-async function waitForLog(dost: { logs(): string }, s: string, ms = 5000): Promise<void> {
-  for (const end = Date.now() + ms; !dost.logs().includes(s) && Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertStringIncludes(dost.logs(), s);
 }
 
 Deno.test({

@@ -1,6 +1,6 @@
 /** TCP port forwarding (`tcp://:P/target[,target…]`) end to end through a real dost process. */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { freePort, IT, runDost, sha256, startDost, startEcho } from "./lib/harness.ts";
+import { freePort, IT, runDost, sha256, startDost, startEcho, waitForLog } from "./lib/harness.ts";
 
 /** Sends `data` to 127.0.0.1:port while reading, half-closes, and returns all bytes read. */
 async function echoThrough(port: number, data: Uint8Array): Promise<Uint8Array> {
@@ -27,14 +27,6 @@ async function echoThrough(port: number, data: Uint8Array): Promise<Uint8Array> 
       c.close();
     } catch { /* closed */ }
   }
-}
-
-/** Waits until dost has logged `s` (its stderr is read asynchronously by the harness). */
-async function waitForLog(dost: { logs(): string }, s: string, ms = 5000): Promise<void> {
-  for (const end = Date.now() + ms; !dost.logs().includes(s) && Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertStringIncludes(dost.logs(), s);
 }
 
 Deno.test({

@@ -15,56 +15,13 @@ import {
   startDost,
   startEcho,
   startOrigin,
+  talk,
+  waitForLog,
 } from "./lib/harness.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const CONNECT_OK = "HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n";
-
-/**
- * Connects, writes `data` (optionally half-closing), and reads until the server closes.
- * `closedByPeer` is false when the safety timer had to cut the connection.
- */
-async function talk(
-  port: number,
-  data: Uint8Array | string,
-  opts: { closeWrite?: boolean; safetyMs?: number } = {},
-): Promise<{ text: string; bytes: Uint8Array; closedByPeer: boolean }> {
-  const bytes = typeof data === "string" ? enc.encode(data) : data;
-  const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  let timedOut = false;
-  const t = setTimeout(() => {
-    timedOut = true;
-    c.close();
-  }, opts.safetyMs ?? 10_000);
-  const writer = (async () => {
-    for (let off = 0; off < bytes.length;) off += await c.write(bytes.subarray(off));
-    if (opts.closeWrite) await c.closeWrite();
-  })().catch(() => {/* the server closed on us */});
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  try {
-    for (;;) {
-      const n = await c.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-    }
-  } catch {
-    // A reset counts as the server closing.
-  }
-  await writer;
-  clearTimeout(t);
-  try {
-    c.close();
-  } catch { /* closed by the timer */ }
-  const all = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const ch of chunks) {
-    all.set(ch, off);
-    off += ch.length;
-  }
-  return { text: dec.decode(all), bytes: all, closedByPeer: !timedOut };
-}
 
 /** A client conn that reads whole HTTP responses (Content-Length framed) one at a time. */
 class RawClient {
@@ -124,14 +81,6 @@ class RawClient {
       this.c.close();
     } catch { /* closed */ }
   }
-}
-
-/** Waits until dost has logged `s` (the log line may trail the socket close it reports). */
-async function waitForLog(logs: () => string, s: string, ms = 5000): Promise<void> {
-  for (const end = Date.now() + ms; !logs().includes(s) && Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertStringIncludes(logs(), s);
 }
 
 /** A WebSocket echo origin (Deno.serve) on 127.0.0.1. */

@@ -2,60 +2,26 @@
  * SOCKS4 / SOCKS4a handler end to end: real curl through a real dost process, raw clients for
  * the reply codes, and bad input that must leave the service serving.
  */
-import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { curl, freePort, IT, startDost, startOrigin } from "./lib/harness.ts";
+import { assert, assertEquals } from "./lib/assert.ts";
+import {
+  curl,
+  freePort,
+  IT,
+  startDost,
+  startOrigin,
+  talk as talkRaw,
+  waitForLog,
+} from "./lib/harness.ts";
 import { CMD_BIND, CMD_CONNECT, encodeRequest } from "../src/protocol/socks4/wire.ts";
 
-/**
- * Connects to 127.0.0.1:port, writes `data` (concurrently with reading, so a server that stops
- * reading cannot block us), optionally half-closes, and reads until the server closes.
- * `closedByPeer` is false when our safety timer had to cut the connection.
- */
-async function talk(
-  port: number,
-  data: Uint8Array,
-  opts: { closeWrite?: boolean; safetyMs?: number } = {},
-): Promise<{ bytes: number[]; closedByPeer: boolean }> {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  let timedOut = false;
-  const t = setTimeout(() => {
-    timedOut = true;
-    c.close();
-  }, opts.safetyMs ?? 15_000);
-  const writer = (async () => {
-    let off = 0;
-    while (off < data.length) off += await c.write(data.subarray(off));
-    if (opts.closeWrite) await c.closeWrite();
-  })().catch(() => {/* the server closed on us: expected for oversized input */});
-  const bytes: number[] = [];
-  const buf = new Uint8Array(4096);
-  try {
-    for (;;) {
-      const n = await c.read(buf);
-      if (n === null) break;
-      bytes.push(...buf.subarray(0, n));
-    }
-  } catch {
-    // A reset (server closed with unread input) also counts as the server closing.
-  }
-  await writer;
-  clearTimeout(t);
-  try {
-    c.close();
-  } catch { /* closed by the timer */ }
-  return { bytes, closedByPeer: !timedOut };
+/** `talk` with the reply as a plain array, which the assertions below compare. */
+async function talk(port: number, data: Uint8Array, opts?: { closeWrite?: boolean }) {
+  const r = await talkRaw(port, data, { safetyMs: 15_000, ...opts });
+  return { bytes: [...r.bytes], closedByPeer: r.closedByPeer };
 }
 
 /** A port nothing listens on. */
 const closedPort = freePort;
-
-/** Waits until dost has logged `s` (the log line may trail the socket close it reports). */
-async function waitForLog(dost: { logs(): string }, s: string, ms = 5000): Promise<void> {
-  for (const end = Date.now() + ms; !dost.logs().includes(s) && Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertStringIncludes(dost.logs(), s);
-}
 
 Deno.test({
   name: "socks4: curl socks4:// and socks4a:// reach an HTTP origin",

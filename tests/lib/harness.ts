@@ -301,3 +301,63 @@ export async function sha256(b: Uint8Array): Promise<string> {
 
 /** Options for integration tests that start processes and sockets. */
 export const IT = { sanitizeOps: false, sanitizeResources: false };
+
+/**
+ * Connects to 127.0.0.1:port, writes `data` (concurrently with reading, so a server that stops
+ * reading cannot block us; optionally half-closing), and reads until the server closes.
+ * `closedByPeer` is false when the safety timer had to cut the connection.
+ */
+export async function talk(
+  port: number,
+  data: Uint8Array | string,
+  opts: { closeWrite?: boolean; safetyMs?: number } = {},
+): Promise<{ text: string; bytes: Uint8Array; closedByPeer: boolean }> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  let timedOut = false;
+  const t = setTimeout(() => {
+    timedOut = true;
+    c.close();
+  }, opts.safetyMs ?? 10_000);
+  const writer = (async () => {
+    for (let off = 0; off < bytes.length;) off += await c.write(bytes.subarray(off));
+    if (opts.closeWrite) await c.closeWrite();
+  })().catch(() => {/* the server closed on us: expected for oversized input */});
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await c.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+  } catch {
+    // A reset (server closed with unread input) counts as the server closing.
+  }
+  await writer;
+  clearTimeout(t);
+  try {
+    c.close();
+  } catch { /* closed by the timer */ }
+  const all = new Uint8Array(chunks.reduce((s, ch) => s + ch.length, 0));
+  let off = 0;
+  for (const ch of chunks) {
+    all.set(ch, off);
+    off += ch.length;
+  }
+  return { text: dec.decode(all), bytes: all, closedByPeer: !timedOut };
+}
+
+/** Waits until dost has logged `what` (a log line may trail the socket close it reports). */
+export async function waitForLog(
+  dost: { logs(): string } | (() => string),
+  what: string | RegExp,
+  ms = 5000,
+): Promise<void> {
+  const logs = typeof dost === "function" ? dost : () => dost.logs();
+  const seen = () => typeof what === "string" ? logs().includes(what) : what.test(logs());
+  for (const end = Date.now() + ms; !seen() && Date.now() < end;) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!seen()) throw new Error(`dost never logged ${String(what)}; log:\n${logs()}`);
+}
