@@ -19,6 +19,9 @@ PEERS=(
   openssl:openssl
   procps:ps
   proxychains4:proxychains4
+  haproxy:haproxy
+  dnsmasq-base:dnsmasq
+  bind9-dnsutils:dig
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -4,11 +4,13 @@
  * Names gost knows but dost does not implement yet are listed so that using one fails with
  * "not supported yet" instead of "unknown".
  */
-import type { Conn, Listener } from "./core/conn.ts";
+import type { Conn, Listener, PacketConn } from "./core/conn.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Params } from "./config/params.ts";
 import type { Auther } from "./access/auth.ts";
 import type { Router } from "./chain/router.ts";
+import type { Chain } from "./chain/chain.ts";
+import type { NodeGroup, Target } from "./chain/group.ts";
 
 /** What a handler gets per connection. */
 export interface HandleContext {
@@ -30,6 +32,8 @@ export interface HandlerOptions {
   router: Router;
   /** Forward targets (`tcp://:P/a,b`), empty for proxies. */
   targets: string[];
+  /** The same targets as a group with the forwarder's selector (strategy, fail filter). */
+  forwarder?: NodeGroup<Target>;
   log: Logger;
 }
 
@@ -39,6 +43,8 @@ export interface ListenerOptions {
   addr: string;
   params: Params;
   log: Logger;
+  /** `listener.chain`: for listeners that listen at the far end of a chain (rtcp, rudp). */
+  chain?: Chain;
 }
 
 /** Client side of a transport: how bytes reach a node. */
@@ -57,6 +63,36 @@ export interface Connector {
     address: string,
     opts: { timeout: number },
   ): Promise<Conn>;
+  /**
+   * Remote TCP forwarding (rtcp): asks the node, reached over `conn`, to listen on `address`
+   * (`host:port`) at its end; the returned listener yields the connections arriving there.
+   */
+  bind?(conn: Conn, address: string, opts: BindOptions): Promise<BindListener>;
+  /**
+   * Remote UDP forwarding (rudp): asks the node to bind a UDP socket on `address`; the returned
+   * PacketConn carries that socket's datagrams (readFrom: from a far-end peer; writeTo: to one).
+   */
+  bindUDP?(conn: Conn, address: string, opts: BindOptions): Promise<PacketConn>;
+}
+
+/** Options of Connector.bind / bindUDP. */
+export interface BindOptions {
+  /** Deadline of the bind handshake in ms (0 = none). */
+  timeout: number;
+}
+
+/** A listener at the far end of a chain (Connector.bind). */
+export interface BindListener extends Listener {
+  /** It yields one connection only (standard SOCKS5 BIND): bind again for the next one. */
+  readonly oneShot?: boolean;
+}
+
+/**
+ * Connector.bind could not use the way it tried (e.g. the server does not know SOCKS5 MUX-BIND)
+ * and has switched to another: bind again on a fresh connection.
+ */
+export class BindFallbackError extends Error {
+  override name = "BindFallbackError";
 }
 
 export interface NodeOptions {

@@ -10,6 +10,8 @@
  *  b. new connections per second: 16 workers of connect → handshake → CONNECT to an echo →
  *     1-byte round trip → close, for 4 s (scripts/bench/load.ts, its own process).
  *  c. RSS per idle tunnel: VmRSS of the proxy before and with 5,000 idle tunnels open.
+ *  d. UDP forwarding: datagrams/s of 1,200 B echoed through dost `udp://` with 64 in flight, and
+ *     the same client straight to the echo (scripts/bench/udp.ts is both echo and load).
  *
  * Prints a table and the ratios against the targets, and writes the numbers as JSON to .bench/.
  * Missing peers print "skipped (not installed)"; a dost protocol whose handler is not there yet
@@ -19,7 +21,7 @@
  * run; the other runs are listed beside it.
  *
  * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
- *          --only=throughput,conns,idle   --rounds=N
+ *          --only=throughput,conns,idle,udp   --rounds=N
  */
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -308,7 +310,7 @@ interface Result {
   extra?: Record<string, number | string>;
 }
 
-const results: Record<string, Result[]> = { throughput: [], conns: [], idle: [] };
+const results: Record<string, Result[]> = { throughput: [], conns: [], idle: [], udp: [] };
 
 async function runCmd(
   cmd: string,
@@ -640,6 +642,81 @@ async function idle(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// d. UDP forwarding (self-contained: scripts/bench/udp.ts is the echo server and the load)
+
+const UDP_ARGS = ["run", "--allow-net", "--unstable-net", `${BENCH}udp.ts`];
+const UDP_SECS = quick ? 1 : 3;
+const UDP_WINDOW = 64;
+const UDP_TARGET = 50_000;
+
+/** Waits until `re` appears in a process's output; returns its first group. */
+async function waitOutput(p: Proc, re: RegExp, ms = 20_000): Promise<string> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    const m = re.exec(p.tail());
+    if (m) return m[1];
+    if (p.exited) throw new StartError(p.name, p.tail());
+    await sleep(20);
+  }
+  throw new StartError(p.name, `no ${re} in its output after ${ms} ms\n${p.tail()}`);
+}
+
+/** One udp.ts client run against 127.0.0.1:port. */
+async function udpLoad(port: number): Promise<{ rate: number; lossPct: number; total: number }> {
+  const args = [...UDP_ARGS, "client", String(port), String(UDP_WINDOW), String(UDP_SECS)];
+  const r = await runCmd(Deno.execPath(), args, (UDP_SECS + 30) * 1000);
+  let j: any = {};
+  try {
+    j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}");
+  } catch { /* reported below */ }
+  if (!j.rate) {
+    throw new Error(j.error ?? `udp client: ${(r.stdout + r.stderr).trim().slice(-300)}`);
+  }
+  return j;
+}
+
+async function udpForward(): Promise<void> {
+  const echo = spawn("udp echo", Deno.execPath(), [...UDP_ARGS, "echo"]);
+  try {
+    const echoPort = Number(await waitOutput(echo, /port (\d+)/));
+    console.error(
+      `UDP forward (${UDP_WINDOW} × 1,200 B in flight, ${UDP_SECS} s, ${ROUNDS} rounds):`,
+    );
+    await measureRows("udp", "datagrams/s", [
+      {
+        name: "UDP echo direct (no hop)",
+        run: async () => {
+          const j = await udpLoad(echoPort);
+          return { value: j.rate, extra: { lossPct: j.lossPct } };
+        },
+      },
+      {
+        name: "dost udp:// forward",
+        run: async () => {
+          const dost = spawn("dost udp", Deno.execPath(), [
+            "run",
+            ...DOST_PERMS,
+            "main.ts",
+            "-L",
+            `udp://${HOST}:0/${HOST}:${echoPort}`,
+          ]);
+          try {
+            const port = Number(await waitOutput(dost, /listening on [^\s]*:(\d+)/));
+            const cpu0 = cpuSecs(dost.pid);
+            const j = await udpLoad(port);
+            const usPerDatagram = ((cpuSecs(dost.pid) - cpu0) * 1e6) / j.total;
+            return { value: j.rate, extra: { lossPct: j.lossPct, usPerDatagram } };
+          } finally {
+            await dost.stop();
+          }
+        },
+      },
+    ], (v) => `${v.toFixed(0)} datagrams/s`);
+  } finally {
+    await echo.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // report
 
 function fmt(v: number | undefined, digits: number): string {
@@ -711,6 +788,20 @@ function report(): string {
     }
   }
 
+  if (results.udp.length) {
+    head(
+      `d. UDP forward (best of ${ROUNDS}): 1,200 B datagrams echoed, ${UDP_WINDOW} in flight, ${UDP_SECS} s`,
+      ["dgram/s", "loss %", "µs CPU/dgr"],
+      ["  µs CPU/dgr: the forwarder's CPU time per echoed datagram (2 receives + 2 sends)."],
+    );
+    for (const r of results.udp) {
+      fmtRow(r, 0, [
+        fmt(r.extra?.lossPct as number | undefined, 2),
+        fmt(r.extra?.usPerDatagram as number | undefined, 1),
+      ]);
+    }
+  }
+
   // ratios and targets
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
   const rows: [string, number | undefined, string, ((v: number) => boolean) | undefined][] = [];
@@ -768,6 +859,20 @@ function report(): string {
     undefined,
   ]);
 
+  const udp = get("udp", "dost udp");
+  rows.push([
+    `UDP forward datagrams/s ÷ ${UDP_TARGET} target`,
+    ratio(udp, UDP_TARGET),
+    "≥ 1.00",
+    (v) => v >= 1,
+  ]);
+  rows.push([
+    "UDP forward ÷ direct echo",
+    ratio(udp, get("udp", "UDP echo direct")),
+    "",
+    undefined,
+  ]);
+
   lines.push("", "Ratios (dost ÷ peer)");
   lines.push(`  ${"".padEnd(44)}${"ratio".padStart(8)}${"target".padStart(10)}  verdict`);
   for (const [name, v, target, ok] of rows) {
@@ -794,6 +899,7 @@ try {
     }
   }
   if (want("idle")) await idle();
+  if (want("udp")) await udpForward();
 } catch (e) {
   console.error(`bench: ${e instanceof Error ? e.stack : e}`);
   exitCode = 1;

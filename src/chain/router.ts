@@ -5,10 +5,17 @@
 import type { Conn } from "../core/conn.ts";
 import { dialTCP } from "./direct.ts";
 import type { Chain } from "./chain.ts";
+import { dialUDPDirect } from "../transport/udp/socket.ts";
 
 export interface Router {
   /** Opens a stream to `address` (`host:port`). */
   dial(network: "tcp", address: string): Promise<Conn>;
+  /**
+   * Opens a UDP path to `address` (`host:port`): a message-preserving Conn (one write = one
+   * datagram to the target, one read = one datagram from it). Directly, or through the chain,
+   * whose last connector must carry UDP (SOCKS5 UDP ASSOCIATE, …).
+   */
+  dialUDP(address: string): Promise<Conn>;
   /** True when a chain is in use (handlers that need local sockets, e.g. UDP, check this). */
   readonly hasChain: boolean;
 }
@@ -27,14 +34,29 @@ export class DefaultRouter implements Router {
   get hasChain(): boolean {
     return !!this.opts.chain && !this.opts.chain.isEmpty;
   }
-  async dial(network: "tcp", address: string): Promise<Conn> {
+  dial(network: "tcp", address: string): Promise<Conn> {
+    return this.withRetries(() => {
+      if (this.opts.chain && !this.opts.chain.isEmpty) {
+        return this.opts.chain.dial(network, address, this.opts.timeout);
+      }
+      return dialTCP(address, this.opts.timeout);
+    });
+  }
+
+  dialUDP(address: string): Promise<Conn> {
+    return this.withRetries(() => {
+      if (this.opts.chain && !this.opts.chain.isEmpty) {
+        return this.opts.chain.dial("udp", address, this.opts.timeout);
+      }
+      return dialUDPDirect(address);
+    });
+  }
+
+  private async withRetries(f: () => Promise<Conn>): Promise<Conn> {
     let err: unknown;
     for (let i = 0; i <= this.opts.retries; i++) {
       try {
-        if (this.opts.chain && !this.opts.chain.isEmpty) {
-          return await this.opts.chain.dial(network, address, this.opts.timeout);
-        }
-        return await dialTCP(address, this.opts.timeout);
+        return await f();
       } catch (e) {
         err = e;
       }

@@ -31,7 +31,17 @@ export interface ForwardNodeConfig {
   addr: string;
 }
 
+/** Node selection of a hop or forwarder (gost v3 `selector`). */
+export interface SelectorConfig {
+  /** round (default) | rand(om) | fifo | hash. */
+  strategy: string;
+  maxFails: number;
+  /** Go duration string (`30s`) or seconds. */
+  failTimeout: string | number;
+}
+
 export interface ForwarderConfig {
+  selector?: SelectorConfig;
   nodes: ForwardNodeConfig[];
 }
 
@@ -66,6 +76,7 @@ export interface NodeConfig {
 
 export interface HopConfig {
   name: string;
+  selector?: SelectorConfig;
   nodes: NodeConfig[];
   metadata?: Metadata;
 }

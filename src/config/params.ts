@@ -140,3 +140,17 @@ export function parseDuration(s: string): number | undefined {
   }
   return neg ? -total : total;
 }
+
+/** Formats milliseconds the way Go's time.Duration prints (`30s`, `1m30s`, `1h0m0s`, `500ms`). */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  const sign = ms < 0 ? "-" : "";
+  ms = Math.abs(ms);
+  if (ms < 1000) return `${sign}${+ms.toFixed(6)}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = +((ms % 60_000) / 1000).toFixed(9);
+  if (h) return `${sign}${h}h${m}m${s}s`;
+  if (m) return `${sign}${m}m${s}s`;
+  return `${sign}${s}s`;
+}

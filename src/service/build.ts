@@ -3,15 +3,18 @@
  * found in the registry by its type name. Every parameter must be consumed by some module.
  */
 import { StaticAuther } from "../access/auth.ts";
-import { Chain, type ChainNode, Hop } from "../chain/chain.ts";
+import { buildChain } from "../chain/builder.ts";
+import type { Chain } from "../chain/chain.ts";
+import { targetGroup } from "../chain/group.ts";
 import { DefaultRouter } from "../chain/router.ts";
 import type { Sources } from "../config/cli.ts";
-import type { ChainConfig, Config, ServiceConfig } from "../config/model.ts";
+import type { Config, ServiceConfig } from "../config/model.ts";
 import { Params } from "../config/params.ts";
 import { closeQuietly, type Listener } from "../core/conn.ts";
 import { ConfigError } from "../core/errors.ts";
 import { Logger } from "../core/logger.ts";
 import { lookup, NotSupportedError, registry } from "../registry.ts";
+import { withProxyProtocol } from "../protocol/proxyproto/proxied.ts";
 import { Service } from "./service.ts";
 
 /** Default per-dial timeout, as gost's. */
@@ -26,48 +29,16 @@ function context<T>(where: string, f: () => T): T {
   }
 }
 
-function buildChain(c: ChainConfig, sources: Sources): Chain {
-  const hops = c.hops.map((h, hi) => {
-    if (!h.nodes?.length) throw new ConfigError(`chain ${c.name}: hop ${hi + 1} has no nodes`);
-    const nodes = h.nodes.map((n): ChainNode => {
-      const where = sources.get(n) ?? `chain ${c.name} hop ${h.name} node ${n.name}`;
-      const params = new Params(
-        {
-          ...c.metadata,
-          ...h.metadata,
-          ...n.metadata,
-          ...n.dialer?.metadata,
-          ...n.connector?.metadata,
-        },
-        where,
-      );
-      const log = new Logger(`${c.name}/${h.name}/${n.name}`);
-      const opts = { node: n.name, addr: n.addr, params, log };
-      const dialer = context(
-        where,
-        () =>
-          lookup(registry.dialers, "dialer", n.dialer?.type ?? "tcp")({
-            ...opts,
-            auth: n.dialer?.auth,
-          }),
-      );
-      const connector = context(
-        where,
-        () =>
-          lookup(registry.connectors, "connector", n.connector?.type ?? "http")({
-            ...opts,
-            auth: n.connector?.auth,
-          }),
-      );
-      params.assertAllConsumed();
-      const dialerType = n.dialer?.type ?? "tcp";
-      const connectorType = n.connector?.type ?? "http";
-      const scheme = dialerType === "tcp" ? connectorType : `${connectorType}+${dialerType}`;
-      return { name: n.name, addr: n.addr, label: `${scheme}://${n.addr}`, dialer, connector };
-    });
-    return new Hop(h.name, nodes);
-  });
-  return new Chain(c.name, hops);
+/** The forward targets of a service as a node group with the forwarder's selector. */
+function forwarderGroup(s: ServiceConfig, where: string, log: Logger) {
+  const nodes = s.forwarder?.nodes ?? [];
+  if (!nodes.length) return undefined;
+  try {
+    return targetGroup(`${s.name}/forwarder`, nodes, s.forwarder?.selector, { log });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${where}: ${e.message}`);
+    throw e;
+  }
 }
 
 async function buildService(
@@ -81,12 +52,16 @@ async function buildService(
     where,
   );
   const log = new Logger(s.name);
-  const chainName = s.handler?.chain ?? s.listener?.chain;
-  let chain: Chain | undefined;
-  if (chainName) {
-    chain = chains.get(chainName);
-    if (!chain) throw new ConfigError(`${where}: chain "${chainName}" is not defined`);
-  }
+  const findChain = (name: string | undefined): Chain | undefined => {
+    if (!name) return undefined;
+    const c = chains.get(name);
+    if (!c) throw new ConfigError(`${where}: chain "${name}" is not defined`);
+    return c;
+  };
+  // As in gost: `handler.chain` routes the handler's dials; `listener.chain` is for listeners
+  // that listen at the far end of a chain (rtcp, rudp), whose handlers dial targets directly.
+  const chain = findChain(s.handler?.chain);
+  const listenerChain = findChain(s.listener?.chain);
   const router = new DefaultRouter({
     chain,
     timeout: params.duration("timeout", DEFAULT_DIAL_TIMEOUT),
@@ -102,15 +77,24 @@ async function buildService(
       auther,
       router,
       targets: s.forwarder?.nodes?.map((n) => n.addr) ?? [],
+      forwarder: forwarderGroup(s, where, log),
       log,
     }));
+  // `proxyProtocol=1|2`: accept an optional PROXY header before the handler sees the conn.
+  const served = withProxyProtocol(handler, params, log, s.listener?.type ?? "tcp");
   const listenerFactory = context(
     where,
     () => lookup(registry.listeners, "listener", s.listener?.type ?? "tcp"),
   );
   let listener: Listener;
   try {
-    listener = await listenerFactory({ service: s.name, addr: s.addr, params, log });
+    listener = await listenerFactory({
+      service: s.name,
+      addr: s.addr,
+      params,
+      log,
+      chain: listenerChain,
+    });
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.AddrInUse) {
@@ -127,7 +111,7 @@ async function buildService(
     closeQuietly(listener);
     throw e;
   }
-  return new Service(s.name, listener, handler, log);
+  return new Service(s.name, listener, served, log);
 }
 
 /** Builds every chain and service of `cfg`; on any error, closes what was opened and throws. */

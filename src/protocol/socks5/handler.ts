@@ -2,7 +2,8 @@
  * SOCKS5 server (handler `socks5`, alias `socks`), RFC 1928 / RFC 1929 as gost v3 serves it:
  * no-auth or user/pass method negotiation, CONNECT through the router, and — when enabled with
  * `udp=true` / `bind=true` — UDP ASSOCIATE and BIND (direct only; through a chain they are a
- * later step and answered with a general failure).
+ * later step and answered with a general failure), plus gost's extensions for remote
+ * forwarding: MUX-BIND (0xF2, mbind.ts) and UDP-TUN (0xF3, udp_tun_server.ts).
  */
 import { BufferedConn } from "../../core/bufconn.ts";
 import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
@@ -18,6 +19,10 @@ import {
 } from "../../registry.ts";
 import { ipVersion, normalizeIP, SocksAddrError, socksAddrString } from "../socks/addr.ts";
 import { serveBind } from "./bind.ts";
+import { CMD_MUX_BIND, type MuxBindOptions, serveMuxBind } from "./mbind.ts";
+import { CMD_UDP_TUN } from "./udp_tun.ts";
+import { serveUdpTun } from "./udp_tun_server.ts";
+import { muxConfigFromParams } from "../../transport/mux/config.ts";
 import { HostResolver } from "./resolve.ts";
 import { serveUdpAssociate, type UdpAssociateOptions } from "./udp.ts";
 import {
@@ -41,6 +46,7 @@ export class Socks5Handler implements Handler {
   private readonly enableUdp: boolean;
   private readonly enableBind: boolean;
   private readonly udp: UdpAssociateOptions;
+  private readonly mbind: MuxBindOptions;
 
   constructor(private readonly o: HandlerOptions) {
     const p = o.params;
@@ -61,6 +67,13 @@ export class Socks5Handler implements Handler {
       bindMax: p.int("udp.bindRange.max", 0, 0, 65535),
       publicAddr: publicAddr ? normalizeIP(publicAddr) : "",
       resolver: new HostResolver(),
+    };
+    // gost's MUX-BIND (remote forwarding): `comp=true` for gost v2 clients, `mux.*` session knobs.
+    this.mbind = {
+      compat: p.bool("comp", false),
+      mux: muxConfigFromParams(p),
+      idleTimeout: this.idleTimeout,
+      publicAddr: this.udp.publicAddr,
     };
     const { bindMin: lo, bindMax: hi } = this.udp;
     if ((lo || hi) && (lo === 0 || hi < lo)) {
@@ -111,6 +124,34 @@ export class Socks5Handler implements Handler {
           return await this.reply(bc, Rep.Failure);
         }
         return await serveBind(bc, req, { idleTimeout: this.idleTimeout }, ctx.log);
+      case CMD_MUX_BIND:
+        if (!this.enableBind) {
+          return await this.refuse(bc, "BIND is disabled (bind=true enables it)", ctx.log);
+        }
+        if (this.o.router.hasChain) {
+          ctx.log.warn("socks5: MUX-BIND through a chain is not supported yet");
+          return await this.reply(bc, Rep.Failure);
+        }
+        return await serveMuxBind(bc, req, this.mbind, ctx.log);
+      case CMD_UDP_TUN: {
+        // Port ≠ 0 binds that UDP port (rudp's far end); port 0 relays anywhere (UDP relay).
+        const bindMode = req.addr.port !== 0;
+        if (bindMode ? !this.enableBind : !this.enableUdp) {
+          const why = bindMode
+            ? "BIND is disabled (bind=true enables it)"
+            : "UDP relay is disabled (udp=true enables it)";
+          return await this.refuse(bc, why, ctx.log);
+        }
+        if (this.o.router.hasChain) {
+          ctx.log.warn("socks5: UDP-TUN through a chain is not supported yet");
+          return await this.reply(bc, Rep.Failure);
+        }
+        return await serveUdpTun(bc, req, {
+          bufferSize: 65535, // whole datagrams, as for UDP ASSOCIATE
+          resolver: this.udp.resolver,
+          idleTimeout: this.idleTimeout,
+        }, ctx.log);
+      }
       default:
         ctx.log.debug(`socks5: unsupported command 0x${req.cmd.toString(16)} from ${client}`);
         return await this.reply(bc, Rep.CmdUnsupported);
