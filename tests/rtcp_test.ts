@@ -14,21 +14,9 @@ import {
   startDost,
   startEcho,
   startUdpEcho,
+  until,
+  waitForLog,
 } from "./lib/harness.ts";
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  for (const end = Date.now() + ms; !cond();) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
-async function waitForLog(dost: { logs(): string }, re: RegExp, ms = 10_000): Promise<void> {
-  if (!(await until(() => re.test(dost.logs()), ms))) {
-    throw new Error(`log line ${re} not seen; logs:\n${dost.logs()}`);
-  }
-}
 
 /** Connects to 127.0.0.1:port, retrying while nothing listens there yet (a re-bind). */
 async function connectRetry(port: number, ms = 10_000): Promise<Deno.TcpConn> {
@@ -105,7 +93,7 @@ Deno.test({
         "-F",
         `socks5://127.0.0.1:${S}`,
       ]);
-      await waitForLog(near, /rtcp: listening on 127\.0\.0\.1:\d+ at the far end/);
+      await waitForLog(near, /rtcp: listening on 127\.0\.0\.1:\d+ at the far end/, 10_000);
       const payloads = Array.from({ length: 5 }, (_, i) => randomBytes((i + 1) * 300_000));
       const back = await Promise.all(payloads.map((p) => echoThrough(R, p)));
       for (let i = 0; i < payloads.length; i++) {
@@ -113,8 +101,8 @@ Deno.test({
         assertEquals(await sha256(back[i]), await sha256(payloads[i]), `connection ${i} bytes`);
       }
       // The far dost listened (MUX-BIND); the near one dialed the target.
-      await waitForLog(far, /mbind 127\.0\.0\.1:\d+: listening on 127\.0\.0\.1:\d+/);
-      await waitForLog(near, new RegExp(`forward to 127\\.0\\.0\\.1:${echo.port}`));
+      await waitForLog(far, /mbind 127\.0\.0\.1:\d+: listening on 127\.0\.0\.1:\d+/, 10_000);
+      await waitForLog(near, new RegExp(`forward to 127\\.0\\.0\\.1:${echo.port}`), 10_000);
     } finally {
       await near?.stop();
       await far.stop();
@@ -140,12 +128,12 @@ Deno.test({
         "-F",
         `socks5://127.0.0.1:${S}`,
       ]);
-      await waitForLog(near, /rtcp: listening on .* at the far end/);
+      await waitForLog(near, /rtcp: listening on .* at the far end/, 10_000);
       const one = new TextEncoder().encode("before restart");
       assertEquals(await echoThrough(R, one), one);
       far.child.kill("SIGKILL");
       await far.status;
-      await waitForLog(near, /rtcp: far-end listener .* lost/);
+      await waitForLog(near, /rtcp: far-end listener .* lost/, 10_000);
       far = await startDost(farArgs);
       await until(() => (near!.logs().match(/at the far end/g)?.length ?? 0) >= 2);
       const two = new TextEncoder().encode("after restart");
@@ -172,7 +160,7 @@ Deno.test({
         "-F",
         `socks5://127.0.0.1:${S}`,
       ]);
-      await waitForLog(near, /rtcp: cannot listen on .* at the far end: .*not allowed/);
+      await waitForLog(near, /rtcp: cannot listen on .* at the far end: .*not allowed/, 10_000);
       assertStringIncludes(near.logs(), "bind=true");
     } finally {
       await near?.stop();
@@ -242,8 +230,8 @@ Deno.test({
         "-F",
         `socks5://127.0.0.1:${dante.port}`,
       ]);
-      await waitForLog(near, /does not support MUX-BIND/);
-      await waitForLog(near, /rtcp: listening on 127\.0\.0\.1:\d+ at the far end/);
+      await waitForLog(near, /does not support MUX-BIND/, 10_000);
+      await waitForLog(near, /rtcp: listening on 127\.0\.0\.1:\d+ at the far end/, 10_000);
       for (const [i, size] of [[1, 100_000], [2, 1_000], [3, 250_000]]) {
         const data = randomBytes(size);
         const back = await echoThrough(R, data);
@@ -297,8 +285,8 @@ Deno.test({
         "-F",
         `socks5://127.0.0.1:${S}`,
       ]);
-      await waitForLog(near, /rudp: listening on 127\.0\.0\.1:\d+ at the far end/);
-      await waitForLog(far, /udp-tun 127\.0\.0\.1:\d+: bound on 127\.0\.0\.1:\d+/);
+      await waitForLog(near, /rudp: listening on 127\.0\.0\.1:\d+ at the far end/, 10_000);
+      await waitForLog(far, /udp-tun 127\.0\.0\.1:\d+: bound on 127\.0\.0\.1:\d+/, 10_000);
       const big = "z".repeat(1200);
       const wantA = ["a-1", "a-2", big];
       const wantB = ["b-1", "b-2"];
@@ -422,7 +410,7 @@ Deno.test({
       const end = await g.conn.read(new Uint8Array(100)).catch(() => null);
       assertEquals(end, null);
       g.conn.close();
-      await waitForLog(far, /mux session .* ended: mux: frame version 71/);
+      await waitForLog(far, /mux session .* ended: mux: frame version 71/, 10_000);
       // The port is free again and the server still serves MUX-BIND.
       const again = await rawRequest(S, 0xf2, P);
       assertEquals([again.rep, again.port], [0, P]);

@@ -3,7 +3,7 @@
  * sessions, idle ttl, real DNS (dig → dnsmasq), and UDP through a SOCKS5 hop (dost, dante).
  */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { freePort, IT, needs, startDost, startUdpEcho } from "./lib/harness.ts";
+import { freePort, IT, needs, startDost, startUdpEcho, until, waitForLog } from "./lib/harness.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -55,21 +55,6 @@ class UdpClient {
       this.sock.close();
     } catch { /* closed */ }
     await this.loop;
-  }
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  for (const end = Date.now() + ms; !cond();) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
-
-/** Waits until dost has logged something matching `re`. */
-async function waitForLog(dost: { logs(): string }, re: RegExp, ms = 5000): Promise<void> {
-  if (!(await until(() => re.test(dost.logs()), ms))) {
-    throw new Error(`log line ${re} not seen; logs:\n${dost.logs()}`);
   }
 }
 

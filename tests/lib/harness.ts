@@ -348,6 +348,15 @@ export async function talk(
   return { text: dec.decode(all), bytes: all, closedByPeer: !timedOut };
 }
 
+/** Polls `cond` every 10 ms for up to `ms`; resolves with whether it became true. */
+export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; !cond();) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
 /** Waits until dost has logged `what` (a log line may trail the socket close it reports). */
 export async function waitForLog(
   dost: { logs(): string } | (() => string),
@@ -356,8 +365,7 @@ export async function waitForLog(
 ): Promise<void> {
   const logs = typeof dost === "function" ? dost : () => dost.logs();
   const seen = () => typeof what === "string" ? logs().includes(what) : what.test(logs());
-  for (const end = Date.now() + ms; !seen() && Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
+  if (!(await until(seen, ms))) {
+    throw new Error(`dost never logged ${String(what)}; log:\n${logs()}`);
   }
-  if (!seen()) throw new Error(`dost never logged ${String(what)}; log:\n${logs()}`);
 }

@@ -23,7 +23,7 @@ import { CMD_MUX_BIND, type MuxBindOptions, serveMuxBind } from "./mbind.ts";
 import { CMD_UDP_TUN } from "./udp_tun.ts";
 import { serveUdpTun } from "./udp_tun_server.ts";
 import { muxConfigFromParams } from "../../transport/mux/config.ts";
-import { HostResolver } from "./resolve.ts";
+import { HostResolver } from "../../core/resolve.ts";
 import { serveUdpAssociate, type UdpAssociateOptions } from "./udp.ts";
 import {
   Cmd,

@@ -11,7 +11,7 @@ import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.t
 import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { ipVersion, normalizeIP } from "../socks/addr.ts";
-import type { HostResolver } from "./resolve.ts";
+import type { HostResolver } from "../../core/resolve.ts";
 import { decodeUdpDatagram, encodeReply, Rep, type Request, writeUdpHeader } from "./wire.ts";
 
 /** Settings of UDP associations, from the handler's parameters. */

@@ -34,7 +34,7 @@ import type { Logger } from "../../core/logger.ts";
 import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
 import { openDatagram } from "../../transport/udp/socket.ts";
 import { encodeAddr, ipVersion, normalizeIP, type SocksAddr } from "../socks/addr.ts";
-import { HostResolver } from "./resolve.ts";
+import { HostResolver } from "../../core/resolve.ts";
 import { CMD_UDP_TUN, encodeUdpTunFrame, readUdpTunFrame } from "./udp_tun.ts";
 import { Cmd, decodeUdpDatagram } from "./wire.ts";
 

@@ -16,7 +16,7 @@ import { addrString, closeQuietly, joinHostPort, writeAll } from "../../core/con
 import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { normalizeIP } from "../socks/addr.ts";
-import type { HostResolver } from "./resolve.ts";
+import type { HostResolver } from "../../core/resolve.ts";
 import { encodeUdpTunFrame, readUdpTunFrame } from "./udp_tun.ts";
 import { encodeReply, Rep, type Request } from "./wire.ts";
 

@@ -5,7 +5,7 @@
 import { type Addr, addrString, splitHostPort } from "../../core/conn.ts";
 import { DialError, errMsg } from "../../core/errors.ts";
 import { ipVersion, normalizeIP } from "../../protocol/socks/addr.ts";
-import { HostResolver } from "../../protocol/socks5/resolve.ts";
+import { HostResolver } from "../../core/resolve.ts";
 import type { Conn } from "../../core/conn.ts";
 import { MAX_DATAGRAM } from "./relay.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Host name → IP for UDP relaying. A datagram socket can only send to an IP, so names in SOCKS
+ * Host name → IP for UDP relaying (SOCKS5 UDP, UDP forwarding). A datagram socket can only send to an IP, so names in SOCKS
  * UDP headers are resolved here: IP literals pass through, `localhost` maps to 127.0.0.1
  * without DNS, and other names go through the system resolver (getaddrinfo via node:dns, so
  * /etc/hosts is honoured exactly as for TCP dials) with a small cache
@@ -7,8 +7,8 @@
  * turn into a DNS flood.
  */
 import { lookup as dnsLookup } from "node:dns/promises";
-import { DialError, errMsg } from "../../core/errors.ts";
-import { ipVersion, normalizeIP } from "../socks/addr.ts";
+import { DialError, errMsg } from "./errors.ts";
+import { ipVersion, normalizeIP } from "./ip.ts";
 
 /** How long a successful lookup is reused. */
 const TTL_MS = 60_000;
