@@ -11,14 +11,8 @@ import { Logger } from "../core/logger.ts";
 import { lookup, NotSupportedError, registry } from "../registry.ts";
 import { Chain } from "./chain.ts";
 import { type ChainNode, Hop } from "./hop.ts";
-import {
-  DEFAULT_RELOAD_CHECK,
-  FileWatcher,
-  isFilePath,
-  parseIPFile,
-  parseIPList,
-  parsePeerFile,
-} from "./nodefile.ts";
+import { DEFAULT_RELOAD_CHECK, FileWatcher } from "../core/filewatch.ts";
+import { isFilePath, parseIPFile, parseIPList, parsePeerFile } from "./nodefile.ts";
 import {
   FailMarker,
   parseStrategy,

@@ -4,7 +4,7 @@
  */
 import type { Connector, Dialer } from "../registry.ts";
 import { type GroupOptions, NodeGroup } from "./group.ts";
-import type { FileWatcher } from "./nodefile.ts";
+import type { FileWatcher } from "../core/filewatch.ts";
 import { defaultSelectorOptions, type FailMarker, type SelectorOptions } from "./selector.ts";
 
 /** One upstream node: how to reach it and how to ask it for a target. */

@@ -3,7 +3,8 @@ import "../modules.ts";
 import { assertEquals, assertStringIncludes, assertThrows } from "../../tests/lib/assert.ts";
 import { buildConfigFromCLI } from "../config/cli.ts";
 import { buildChain } from "./builder.ts";
-import { FileWatcher, parseIPFile, parseIPList, parsePeerFile } from "./nodefile.ts";
+import { FileWatcher } from "../core/filewatch.ts";
+import { parseIPFile, parseIPList, parsePeerFile } from "./nodefile.ts";
 
 Deno.test("ip=: entries without a port take the node's; IPv6 is bracketed", () => {
   assertEquals(parseIPList("10.0.0.1, 10.0.0.2:81,host,[::1],::2,[::3]:9,", 1080), [
