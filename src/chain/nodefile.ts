@@ -5,7 +5,6 @@
  */
 import { joinHostPort } from "../core/conn.ts";
 import { ConfigError, errMsg } from "../core/errors.ts";
-import type { Logger } from "../core/logger.ts";
 import { parseDuration } from "../config/params.ts";
 
 /**

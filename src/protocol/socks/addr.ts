@@ -5,15 +5,7 @@
 import type { BufferedConn } from "../../core/bufconn.ts";
 import { joinHostPort } from "../../core/conn.ts";
 import { ProtocolError } from "../../core/errors.ts";
-import {
-  formatIPv4,
-  formatIPv6,
-  ipVersion,
-  isV4Mapped,
-  normalizeIP,
-  parseIPv4,
-  parseIPv6,
-} from "../../core/ip.ts";
+import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "../../core/ip.ts";
 export {
   formatIPv4,
   formatIPv6,
