@@ -22,6 +22,8 @@ PEERS=(
   haproxy:haproxy
   dnsmasq-base:dnsmasq
   bind9-dnsutils:dig
+  redis-server:redis-server
+  squid:squid
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `deno task bench`: dost's benchmark (see bench.ts). Extra arguments go to bench.ts
-# (--quick for a smoke run, --only=throughput,conns,idle,udp).
+# (--quick for a smoke run, --only=throughput,conns,idle,udp,chain).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 

@@ -10,6 +10,7 @@ import { ConfigError, errMsg } from "../core/errors.ts";
 import { Logger } from "../core/logger.ts";
 import { lookup, NotSupportedError, registry } from "../registry.ts";
 import { Chain } from "./chain.ts";
+import { bypassFromParam } from "../access/bypass.ts";
 import { type ChainNode, Hop } from "./hop.ts";
 import { DEFAULT_RELOAD_CHECK, FileWatcher } from "../core/filewatch.ts";
 import { isFilePath, parseIPFile, parseIPList, parsePeerFile } from "./nodefile.ts";
@@ -21,7 +22,7 @@ import {
 } from "./selector.ts";
 
 /** Hop-level parameters (read by the hop, never passed to its nodes' modules). */
-const HOP_KEYS = ["ip", "peer", "fastest_count", "fastestcount"];
+const HOP_KEYS = ["ip", "peer", "fastest_count", "fastestcount", "bypass"];
 
 function context<T>(where: string, f: () => T): T {
   try {
@@ -131,6 +132,10 @@ function buildHop(c: ChainConfig, h: HopConfig, hi: number, sources: Sources): H
     fastestCount,
   }));
   const hop = new Hop(h.name, own, baseSel, { log });
+  const bypass = hp.str("bypass");
+  if (bypass !== undefined) {
+    hop.bypass = bypassFromParam(bypass, { log, where: `${where}: parameter "bypass"` });
+  }
   let peerNodes: ChainNode[] = [];
   const refresh = () => hop.setNodes([...own, ...peerNodes]);
 
@@ -185,6 +190,9 @@ function peerHopNodes(
   const ip = ep.str("ip");
   if (ep.str("peer") !== undefined) throw new ConfigError(`${where}: peer files do not nest`);
   ep.int(["fastest_count", "fastestCount"], 0, 0); // the hop's setting applies, as in gost
+  if (ep.str("bypass") !== undefined) {
+    throw new ConfigError(`${where}: bypass= applies to the -F hop, not to a peer node`);
+  }
   let nodes = ph.nodes;
   if (ip !== undefined) {
     // ip= naming a file inside a peer file is read once, like gost v2.

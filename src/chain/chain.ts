@@ -5,7 +5,8 @@
  *
  * Each hop picks one of its nodes per dial. A node that cannot be reached (dial, handshake, or
  * the previous node's CONNECT to it fails) gets a failure mark, so the fail filter skips it on
- * the next attempt (retries pick another node). When the last node's CONNECT to the target
+ * the next attempt (retries pick another node); when the previous node itself turns us away
+ * (a "not-allowed" answer such as an HTTP 407), that node is the one named and marked. When the last node's CONNECT to the target
  * fails, only a node fault marks it (the stream broke, or the answer was not the protocol): a
  * proper refusal or a timeout may be the target's doing. A node that did its part (its CONNECT
  * onward succeeded, or it answered with a proper refusal) has its mark reset.
@@ -14,6 +15,8 @@ import { closeQuietly, type Conn } from "../core/conn.ts";
 import { DialError, errMsg } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChainNode, Hop } from "./hop.ts";
+import { dialTCP } from "./direct.ts";
+import { dialUDPDirect } from "../transport/udp/socket.ts";
 
 export { type ChainNode, Hop } from "./hop.ts";
 
@@ -46,8 +49,22 @@ export class Chain {
     for (const h of this.hops) h.close();
   }
 
+  /**
+   * How many hops a dial to `address` goes through: up to (not including) the first hop whose
+   * bypass contains the target, as gost v3 routes (0 = dial directly).
+   */
+  hopsFor(network: "tcp" | "udp", address: string): number {
+    const i = this.hops.findIndex((h) => h.bypass?.contains(network, address));
+    return i < 0 ? this.hops.length : i;
+  }
+
   /** Opens a stream to `address` through every hop; errors name the failing hop. */
   async dial(network: "tcp" | "udp", address: string, timeout: number): Promise<Conn> {
+    const nHops = this.hopsFor(network, address);
+    if (nHops === 0) {
+      this.log?.debug(`${address}: bypassed by hop 1, dialing directly`);
+      return network === "tcp" ? dialTCP(address, timeout) : dialUDPDirect(address);
+    }
     let conn: Conn | undefined;
     let node = this.pick(0, address);
     let hopNo = 1;
@@ -61,11 +78,18 @@ export class Chain {
       if (node.dialer.handshake) {
         conn = c = await node.dialer.handshake(c, { addr: node.addr, timeout });
       }
-      for (let i = 1; i < this.hops.length; i++) {
+      for (let i = 1; i < nHops; i++) {
         const prev = node;
         node = this.pick(i, address); // a failure to reach hop i+1 is reported as that hop's
         hopNo = i + 1;
-        conn = c = await prev.connector.connect(c, "tcp", node.addr, { timeout });
+        try {
+          conn = c = await prev.connector.connect(c, "tcp", node.addr, { timeout });
+        } catch (e) {
+          // The previous node itself turned us away (its credentials or rules, e.g. a 407):
+          // that is its failure, not the next hop's.
+          if (e instanceof DialError && e.code === "not-allowed") [node, hopNo] = [prev, i];
+          throw e;
+        }
         worked.push(prev);
         if (node.dialer.handshake) {
           conn = c = await node.dialer.handshake(c, { addr: node.addr, timeout });

@@ -5,6 +5,7 @@
 import type { Connector, Dialer } from "../registry.ts";
 import { type GroupOptions, NodeGroup } from "./group.ts";
 import type { FileWatcher } from "../core/filewatch.ts";
+import type { Bypass } from "../access/bypass.ts";
 import { defaultSelectorOptions, type FailMarker, type SelectorOptions } from "./selector.ts";
 
 /** One upstream node: how to reach it and how to ask it for a target. */
@@ -21,6 +22,8 @@ export interface ChainNode {
 
 export class Hop extends NodeGroup<ChainNode> {
   private readonly watchers: FileWatcher[] = [];
+  /** `bypass=` on the hop: a target it contains skips this hop and the ones after it. */
+  bypass?: Bypass;
 
   constructor(
     name: string,
@@ -40,5 +43,6 @@ export class Hop extends NodeGroup<ChainNode> {
   override close(): void {
     super.close();
     for (const w of this.watchers) w.close();
+    this.bypass?.close();
   }
 }

@@ -2,7 +2,8 @@
  * The Router is how handlers reach targets: through the service's chain when there is one,
  * directly otherwise, with the dial timeout and retries applied.
  */
-import type { Conn } from "../core/conn.ts";
+import { type Conn, joinHostPort, splitHostPort } from "../core/conn.ts";
+import type { NameLookup } from "../core/resolve.ts";
 import { dialTCP } from "./direct.ts";
 import type { Chain } from "./chain.ts";
 import { dialUDPDirect } from "../transport/udp/socket.ts";
@@ -18,6 +19,8 @@ export interface Router {
   dialUDP(address: string): Promise<Conn>;
   /** True when a chain is in use (handlers that need local sockets, e.g. UDP, check this). */
   readonly hasChain: boolean;
+  /** The service's hosts/resolver, for handlers that resolve names themselves (UDP relays). */
+  readonly names?: NameLookup;
 }
 
 /** Router options. */
@@ -27,6 +30,8 @@ export interface RouterOptions {
   timeout: number;
   /** Extra attempts after a failed dial. */
   retries: number;
+  /** `hosts=` / `dns=` / `prefer=`: resolves targets before dialing (else the system does). */
+  names?: NameLookup;
 }
 
 export class DefaultRouter implements Router {
@@ -34,22 +39,42 @@ export class DefaultRouter implements Router {
   get hasChain(): boolean {
     return !!this.opts.chain && !this.opts.chain.isEmpty;
   }
+  get names(): NameLookup | undefined {
+    return this.opts.names;
+  }
+
   dial(network: "tcp", address: string): Promise<Conn> {
-    return this.withRetries(() => {
-      if (this.opts.chain && !this.opts.chain.isEmpty) {
-        return this.opts.chain.dial(network, address, this.opts.timeout);
+    const chain = this.opts.chain;
+    const names = this.opts.names;
+    return this.withRetries(async () => {
+      if (chain && !chain.isEmpty) {
+        // As gost v3: the target is resolved (hosts, resolver) before the chain sees it,
+        // unless a hop bypass sends it direct by name.
+        if (names && chain.hopsFor?.(network, address) === 0) {
+          return dialTCP(address, this.opts.timeout, names);
+        }
+        return chain.dial(network, await this.resolved(address), this.opts.timeout);
       }
-      return dialTCP(address, this.opts.timeout);
+      return dialTCP(address, this.opts.timeout, names);
     });
   }
 
   dialUDP(address: string): Promise<Conn> {
-    return this.withRetries(() => {
+    return this.withRetries(async () => {
+      const target = await this.resolved(address);
       if (this.opts.chain && !this.opts.chain.isEmpty) {
-        return this.opts.chain.dial("udp", address, this.opts.timeout);
+        return this.opts.chain.dial("udp", target, this.opts.timeout);
       }
-      return dialUDPDirect(address);
+      return dialUDPDirect(target);
     });
+  }
+
+  /** `address` with its host replaced by the first configured resolution, if any. */
+  private async resolved(address: string): Promise<string> {
+    if (!this.opts.names) return address;
+    const { host, port } = splitHostPort(address);
+    const ips = host === "" ? null : await this.opts.names.lookup(host);
+    return ips?.length ? joinHostPort(ips[0], port) : address;
   }
 
   private async withRetries(f: () => Promise<Conn>): Promise<Conn> {

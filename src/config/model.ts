@@ -15,6 +15,10 @@ export type Metadata = Record<string, unknown>;
 export interface HandlerConfig {
   type: string;
   auth?: AuthConfig;
+  /** Name of an entry of `authers`. */
+  auther?: string;
+  /** Names of `authers` entries; a user accepted by any of them passes. */
+  authers?: string[];
   chain?: string;
   retries?: number;
   metadata?: Metadata;
@@ -96,9 +100,32 @@ export interface ProfilingConfig {
   addr: string;
 }
 
+/** A named user base (gost v3 `authers`): inline users plus file, Redis, HTTP or plugin. */
+export interface AutherConfig {
+  name: string;
+  auths?: AuthConfig[];
+  /** Refresh period of the file/redis/http sources: Go duration string or seconds. */
+  reload?: string | number;
+  file?: { path: string };
+  /** A hash of user → password at `key` (default `gost`). */
+  redis?: {
+    addr: string;
+    db?: number;
+    username?: string;
+    password?: string;
+    key?: string;
+    type?: string;
+  };
+  /** GET returning a `user password` list. */
+  http?: { url: string; timeout?: string | number };
+  /** Asked per attempt; replaces the other sources. Only `type: http` is supported. */
+  plugin?: { type?: string; addr: string; timeout?: string | number; token?: string };
+}
+
 /** The whole configuration. */
 export interface Config {
   services?: ServiceConfig[];
+  authers?: AutherConfig[];
   chains?: ChainConfig[];
   log?: LogConfig;
   profiling?: ProfilingConfig;

@@ -21,9 +21,25 @@ const MAX_ENTRIES = 1024;
 export class HostResolver {
   private readonly cache = new Map<string, { ip: Promise<string>; expires: number }>();
 
+  /**
+   * `names`: the service's hosts/resolver (consulted first, with its own cache); names it leaves
+   * to the system go through getaddrinfo here.
+   */
+  constructor(private readonly names?: NameLookup) {}
+
   /** Resolves `host` to an IP literal; throws DialError("unreachable") when it has no address. */
   resolve(host: string): Promise<string> {
     if (ipVersion(host) !== 0) return Promise.resolve(normalizeIP(host));
+    if (this.names) return this.viaNames(host, this.names);
+    return this.system(host);
+  }
+
+  private async viaNames(host: string, names: NameLookup): Promise<string> {
+    const ips = await names.lookup(host);
+    return ips?.length ? ips[0] : this.system(host);
+  }
+
+  private system(host: string): Promise<string> {
     const name = host.toLowerCase().replace(/\.$/, "");
     if (name === "localhost" || name.endsWith(".localhost")) return Promise.resolve("127.0.0.1");
     const now = Date.now();
@@ -47,4 +63,13 @@ async function lookup(name: string): Promise<string> {
   } catch (e) {
     throw new DialError(`resolve ${name}: ${errMsg(e)}`, "unreachable");
   }
+}
+
+/**
+ * A service's configured name resolution (hosts, then the DNS resolver): the addresses of a host
+ * in dialing order, or null to leave the name to the system resolver. Throws DialError when the
+ * host has no address.
+ */
+export interface NameLookup {
+  lookup(host: string): Promise<string[] | null>;
 }

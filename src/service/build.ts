@@ -2,13 +2,13 @@
  * Config model → running objects: chains from `chains`, services from `services`, each module
  * found in the registry by its type name. Every parameter must be consumed by some module.
  */
-import { StaticAuther } from "../access/auth.ts";
+import { serviceAuther } from "../access/auth_build.ts";
 import { buildChain } from "../chain/builder.ts";
 import type { Chain } from "../chain/chain.ts";
 import { targetGroup } from "../chain/group.ts";
 import { DefaultRouter } from "../chain/router.ts";
 import type { Sources } from "../config/cli.ts";
-import type { Config, ServiceConfig } from "../config/model.ts";
+import type { AutherConfig, Config, ServiceConfig } from "../config/model.ts";
 import { Params } from "../config/params.ts";
 import { closeQuietly, type Listener } from "../core/conn.ts";
 import { ConfigError } from "../core/errors.ts";
@@ -16,6 +16,10 @@ import { Logger } from "../core/logger.ts";
 import { lookup, NotSupportedError, registry } from "../registry.ts";
 import { withProxyProtocol } from "../protocol/proxyproto/proxied.ts";
 import { Service } from "./service.ts";
+import { nameResolutionFromParams } from "../access/resolver.ts";
+import { guardRouter, serviceAccess } from "../access/guard.ts";
+import { withAdmission } from "../access/admission.ts";
+import { ServiceLimits } from "../access/limiter/service.ts";
 
 /** Default per-dial timeout, as gost's. */
 export const DEFAULT_DIAL_TIMEOUT = 10_000;
@@ -45,6 +49,7 @@ async function buildService(
   s: ServiceConfig,
   chains: Map<string, Chain>,
   sources: Sources,
+  authers: AutherConfig[] = [],
 ): Promise<Service> {
   const where = sources.get(s) ?? `service ${s.name}`;
   const params = new Params(
@@ -62,26 +67,45 @@ async function buildService(
   // that listen at the far end of a chain (rtcp, rudp), whose handlers dial targets directly.
   const chain = findChain(s.handler?.chain);
   const listenerChain = findChain(s.listener?.chain);
+  // Connection, request-rate and traffic limits (climiter, rlimiter, limiter.*).
+  const limits = ServiceLimits.fromParams(params, where);
   const router = new DefaultRouter({
     chain,
     timeout: params.duration("timeout", DEFAULT_DIAL_TIMEOUT),
     retries: s.handler?.retries ?? params.int(["retries", "retry"], 0, 0, 100),
+    // hosts= / dns= (resolver=) / prefer=: how target names resolve before dialing.
+    names: nameResolutionFromParams(params, log),
   });
-  const auth = s.handler?.auth;
-  const auther = auth ? new StaticAuther([[auth.username, auth.password ?? ""]]) : undefined;
+  // bypass= / whitelist= / blacklist= guard the targets, admission= the clients.
+  const access = serviceAccess(params, where, log);
+  // Inline user:pass@, named authers and the auth parameters (secrets=, auther.*): any may accept.
+  const auther = await serviceAuther({
+    service: s.name,
+    where,
+    params,
+    auth: s.handler?.auth,
+    names: [s.handler?.auther ?? [], s.handler?.authers ?? []].flat().filter((n) => n),
+    authers,
+    log,
+  });
   const handlerType = s.handler?.type ?? "auto";
   const handler = context(where, () =>
     lookup(registry.handlers, "handler", handlerType)({
       service: s.name,
       params,
       auther,
-      router,
+      router: guardRouter(router, access),
       targets: s.forwarder?.nodes?.map((n) => n.addr) ?? [],
       forwarder: forwarderGroup(s, where, log),
       log,
     }));
   // `proxyProtocol=1|2`: accept an optional PROXY header before the handler sees the conn.
-  const served = withProxyProtocol(handler, params, log, s.listener?.type ?? "tcp");
+  const served = withProxyProtocol(
+    withAdmission(handler, access.admission),
+    params,
+    log,
+    s.listener?.type ?? "tcp",
+  );
   const listenerFactory = context(
     where,
     () => lookup(registry.listeners, "listener", s.listener?.type ?? "tcp"),
@@ -96,6 +120,7 @@ async function buildService(
       chain: listenerChain,
     });
   } catch (e) {
+    auther?.close?.();
     if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.AddrInUse) {
       throw new ConfigError(`${where}: address ${s.addr} is already in use`);
@@ -109,9 +134,10 @@ async function buildService(
     params.assertAllConsumed();
   } catch (e) {
     closeQuietly(listener);
+    auther?.close?.();
     throw e;
   }
-  return new Service(s.name, listener, served, log);
+  return new Service(s.name, listener, served, log, limits);
 }
 
 /** Builds every chain and service of `cfg`; on any error, closes what was opened and throws. */
@@ -120,7 +146,9 @@ export async function buildServices(cfg: Config, sources: Sources = new Map()): 
   for (const c of cfg.chains ?? []) chains.set(c.name, buildChain(c, sources));
   const out: Service[] = [];
   try {
-    for (const s of cfg.services ?? []) out.push(await buildService(s, chains, sources));
+    for (const s of cfg.services ?? []) {
+      out.push(await buildService(s, chains, sources, cfg.authers));
+    }
   } catch (e) {
     for (const s of out) s.close();
     throw e;

@@ -7,6 +7,7 @@ import { addrString, closeQuietly, type Conn, type Listener } from "../core/conn
 import { errMsg, ProtocolError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Handler } from "../registry.ts";
+import type { ServiceLimits } from "../access/limiter/service.ts";
 
 export class Service {
   private readonly active = new Set<Conn>();
@@ -18,6 +19,8 @@ export class Service {
     readonly listener: Listener,
     readonly handler: Handler,
     readonly log: Logger,
+    /** Connection, request-rate and traffic limits; undefined costs nothing. */
+    readonly limits?: ServiceLimits,
   ) {}
 
   /** Number of connections being handled. */
@@ -46,6 +49,14 @@ export class Service {
   }
 
   private async handleOne(conn: Conn): Promise<void> {
+    let release: (() => void) | undefined;
+    if (this.limits) {
+      // Over a limit: close before reading a byte, as gost does.
+      const admitted = this.limits.admit(conn, this.log);
+      if (!admitted) return closeQuietly(conn);
+      conn = admitted.conn;
+      release = admitted.release;
+    }
     this.active.add(conn);
     const client = addrString(conn.remoteAddr);
     try {
@@ -56,6 +67,7 @@ export class Service {
       this.log.debug(`${client}: ${what}: ${errMsg(e)}`);
     } finally {
       closeQuietly(conn);
+      release?.();
       this.active.delete(conn);
       if (this.active.size === 0) {
         for (const w of this.idleWaiters.splice(0)) w();

@@ -6,7 +6,7 @@
  * target at most once per connection.
  */
 import { type Conn } from "../../core/conn.ts";
-import { errMsg } from "../../core/errors.ts";
+import { DialError, errMsg } from "../../core/errors.ts";
 import { relay } from "../../core/relay.ts";
 import {
   type HandleContext,
@@ -46,8 +46,13 @@ export class ForwardHandler implements Handler {
         t.marker.reset();
         ctx.log.debug(`forward to ${t.addr} (${t.name})`);
       } catch (e) {
-        t.marker.mark();
         lastErr = e;
+        // A target the service's bypass/permissions refuse is not a failing target.
+        if (e instanceof DialError && e.code === "not-allowed") {
+          ctx.log.debug(`forward to ${t.addr}: ${errMsg(e)}`);
+          continue;
+        }
+        t.marker.mark();
         ctx.log.warn(`forward to ${t.addr}: ${errMsg(e)}`);
       }
     }

@@ -293,7 +293,8 @@ export class Forwarder {
 
   private async dialFailed(e: unknown, addr: string): Promise<void> {
     const code = classifyNetError(e);
-    const status = code === "timeout" ? 504 : 502;
+    // A target the bypass or permissions refuse is 403, as in gost.
+    const status = code === "timeout" ? 504 : code === "not-allowed" ? 403 : 502;
     const msg = `http: dial ${addr} for ${addrString(this.client.remoteAddr)}: ${
       errMsg(e)
     } (${status})`;

@@ -174,7 +174,8 @@ export class HttpHandler implements Handler {
 
     if (this.o.auther) {
       const creds = parseBasicAuth(req.headers.get("proxy-authorization"));
-      if (!creds || !this.o.auther.authenticate(creds.username, creds.password)) {
+      const info = { client, service: this.o.service };
+      if (!creds || !(await this.o.auther.verify(creds.username, creds.password, info))) {
         if (creds) log.info(`http: authentication failed for user "${clip(creds.username)}"`);
         else log.debug(`http: ${client}: proxy authentication required`);
         // Probe resistance hides the proxy unless the request names a knock host.
@@ -246,7 +247,8 @@ export class HttpHandler implements Handler {
       out = await this.o.router.dial("tcp", addr);
     } catch (e) {
       const code = classifyNetError(e);
-      const status = code === "timeout" ? 504 : 502;
+      // A target the bypass or permissions refuse is 403, as in gost.
+      const status = code === "timeout" ? 504 : code === "not-allowed" ? 403 : 502;
       const msg = `http CONNECT ${client} → ${addr}: ${errMsg(e)} (${status})`;
       if (this.o.router.hasChain || code === "other") log.warn(msg);
       else log.debug(msg);

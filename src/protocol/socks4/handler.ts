@@ -59,7 +59,9 @@ export class Socks4Handler implements Handler {
     const addr = requestAddress(req);
     const kind = req.socks4a ? "socks4a" : "socks4";
 
-    if (this.o.auther && !this.o.auther.authenticate(req.userId, "")) {
+    if (
+      this.o.auther && !(await this.o.auther.verify(req.userId, "", { service: this.o.service }))
+    ) {
       log.debug(`${kind}: USERID ${JSON.stringify(req.userId)} rejected by the auther`, {
         dst: addr,
       });

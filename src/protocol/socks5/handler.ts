@@ -66,7 +66,7 @@ export class Socks5Handler implements Handler {
       bindMin: p.int("udp.bindRange.min", 0, 0, 65535),
       bindMax: p.int("udp.bindRange.max", 0, 0, 65535),
       publicAddr: publicAddr ? normalizeIP(publicAddr) : "",
-      resolver: new HostResolver(),
+      resolver: new HostResolver(o.router.names),
     };
     // gost's MUX-BIND (remote forwarding): `comp=true` for gost v2 clients, `mux.*` session knobs.
     this.mbind = {
@@ -182,7 +182,11 @@ export class Socks5Handler implements Handler {
       const creds = await readUserPass(bc);
       // Without an auther, user/pass is accepted with any credentials (as gost does), so a
       // client that offers only 0x02 still gets through an open proxy.
-      const ok = !this.o.auther || this.o.auther.authenticate(creds.username, creds.password);
+      const ok = !this.o.auther ||
+        await this.o.auther.verify(creds.username, creds.password, {
+          client: addrString(bc.remoteAddr),
+          service: this.o.service,
+        });
       await writeAll(bc, encodeUserPassReply(ok));
       if (!ok) {
         log.info(`socks5: authentication failed for user "${creds.username}"`);
