@@ -12,6 +12,8 @@ import {
   runDost,
   startDost,
   startOrigin,
+  startUdpEcho,
+  talk,
   waitForLog,
 } from "./lib/harness.ts";
 
@@ -208,6 +210,49 @@ Deno.test({
       const r = await runDost(["-L", `http://127.0.0.1:${freePort()}?${param}`]);
       assertEquals(r.code, 1, r.stderr);
       assertStringIncludes(r.stderr, msg);
+    }
+  },
+});
+
+Deno.test({
+  name: "access: permissions cover SOCKS5 BIND (rtcp) and relayed UDP datagrams (udp)",
+  ...IT,
+  fn: async () => {
+    const allowed = startUdpEcho();
+    const denied = startUdpEcho();
+    const port = freePort();
+    const dost = await startDost([
+      "-D",
+      "-L",
+      `socks5://127.0.0.1:${port}?bind=true&udp=true&blacklist=rtcp:*:*%20udp:*:${denied.port}`,
+    ]);
+    const enc = (host: number[], p: number) => [1, ...host, p >> 8, p & 255];
+    try {
+      // BIND asks to listen: the blacklist's rtcp rule refuses it with 0x02.
+      const bind = await talk(port, new Uint8Array([5, 1, 0, 5, 2, 0, ...enc([127, 0, 0, 1], 0)]));
+      assertEquals([...bind.bytes.subarray(0, 4)], [5, 0, 5, 2]);
+      // UDP ASSOCIATE: datagrams to the denied echo are dropped, to the allowed one relayed.
+      const ctl = await Deno.connect({ hostname: "127.0.0.1", port });
+      await ctl.write(new Uint8Array([5, 1, 0, 5, 3, 0, ...enc([0, 0, 0, 0], 0)]));
+      const rep = new Uint8Array(12);
+      let got = 0;
+      while (got < 12) got += (await ctl.read(rep.subarray(got)))!;
+      const relayPort = (rep[10] << 8) | rep[11];
+      const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      const relay: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: relayPort };
+      const dgram = (p: number, text: string) =>
+        new Uint8Array([0, 0, 0, ...enc([127, 0, 0, 1], p), ...new TextEncoder().encode(text)]);
+      await u.send(dgram(denied.port, "no"), relay);
+      await u.send(dgram(allowed.port, "yes"), relay);
+      const [back] = await u.receive();
+      assertEquals(new TextDecoder().decode(back.subarray(10)), "yes");
+      await waitForLog(dost, `not allowed`);
+      u.close();
+      ctl.close();
+    } finally {
+      await dost.stop();
+      allowed.close();
+      denied.close();
     }
   },
 });

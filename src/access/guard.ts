@@ -19,8 +19,13 @@ export interface TargetGuard {
 }
 
 /** Throws DialError("not-allowed") when the guard refuses `network` to `address`. */
-export function checkTarget(g: TargetGuard, network: "tcp" | "udp", address: string): void {
-  if (g.bypass?.contains(network, address)) {
+export function checkTarget(
+  g: TargetGuard,
+  network: "tcp" | "udp" | "rtcp" | "rudp",
+  address: string,
+): void {
+  // Bypass matches targets by name/address; binds (rtcp/rudp) are the permissions' business.
+  if ((network === "tcp" || network === "udp") && g.bypass?.contains(network, address)) {
     throw new DialError(`${address}: refused by bypass`, "not-allowed");
   }
   if (g.permissions && !g.permissions.allows(network, address)) {
@@ -37,6 +42,14 @@ export function guardRouter(inner: Router, g: TargetGuard): Router {
     },
     get names() {
       return inner.names;
+    },
+    allows(action: "udp" | "rtcp" | "rudp", address: string): boolean {
+      try {
+        checkTarget(g, action, address);
+        return true;
+      } catch {
+        return false;
+      }
     },
     dial(network: "tcp", address: string): Promise<Conn> {
       try {

@@ -21,6 +21,11 @@ export interface Router {
   readonly hasChain: boolean;
   /** The service's hosts/resolver, for handlers that resolve names themselves (UDP relays). */
   readonly names?: NameLookup;
+  /**
+   * The service's bypass and permissions for traffic that does not go through dial/dialUDP:
+   * `udp` datagrams a SOCKS5 server relays itself, and `rtcp`/`rudp` binds. Absent = allowed.
+   */
+  allows?(action: "udp" | "rtcp" | "rudp", address: string): boolean;
 }
 
 /** Router options. */

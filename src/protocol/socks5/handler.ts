@@ -114,7 +114,7 @@ export class Socks5Handler implements Handler {
           ctx.log.warn("socks5: UDP through a chain is not supported yet");
           return await this.reply(bc, Rep.Failure);
         }
-        return await serveUdpAssociate(bc, req, this.udp, ctx.log);
+        return await serveUdpAssociate(bc, req, { ...this.udp, allow: this.allow("udp") }, ctx.log);
       case Cmd.Bind:
         if (!this.enableBind) {
           return await this.refuse(bc, "BIND is disabled (bind=true enables it)", ctx.log);
@@ -123,6 +123,7 @@ export class Socks5Handler implements Handler {
           ctx.log.warn("socks5: BIND through a chain is not supported yet");
           return await this.reply(bc, Rep.Failure);
         }
+        if (!this.bindAllowed("rtcp", req)) return await this.reply(bc, Rep.NotAllowed);
         return await serveBind(bc, req, { idleTimeout: this.idleTimeout }, ctx.log);
       case CMD_MUX_BIND:
         if (!this.enableBind) {
@@ -132,6 +133,7 @@ export class Socks5Handler implements Handler {
           ctx.log.warn("socks5: MUX-BIND through a chain is not supported yet");
           return await this.reply(bc, Rep.Failure);
         }
+        if (!this.bindAllowed("rtcp", req)) return await this.reply(bc, Rep.NotAllowed);
         return await serveMuxBind(bc, req, this.mbind, ctx.log);
       case CMD_UDP_TUN: {
         // Port ≠ 0 binds that UDP port (rudp's far end); port 0 relays anywhere (UDP relay).
@@ -146,9 +148,11 @@ export class Socks5Handler implements Handler {
           ctx.log.warn("socks5: UDP-TUN through a chain is not supported yet");
           return await this.reply(bc, Rep.Failure);
         }
+        if (bindMode && !this.bindAllowed("rudp", req)) return await this.reply(bc, Rep.NotAllowed);
         return await serveUdpTun(bc, req, {
           bufferSize: 65535, // whole datagrams, as for UDP ASSOCIATE
           resolver: this.udp.resolver,
+          allow: this.allow("udp"),
           idleTimeout: this.idleTimeout,
         }, ctx.log);
       }
@@ -156,6 +160,17 @@ export class Socks5Handler implements Handler {
         ctx.log.debug(`socks5: unsupported command 0x${req.cmd.toString(16)} from ${client}`);
         return await this.reply(bc, Rep.CmdUnsupported);
     }
+  }
+
+  /** The router's bypass/permissions check for relayed datagrams, if the service has one. */
+  private allow(action: "udp"): ((target: string) => boolean) | undefined {
+    const r = this.o.router;
+    return r.allows ? (target) => r.allows!(action, target) : undefined;
+  }
+
+  /** Permissions for a bind (gost's rtcp/rudp actions) at the requested address. */
+  private bindAllowed(action: "rtcp" | "rudp", req: Request): boolean {
+    return this.o.router.allows?.(action, socksAddrString(req.addr)) ?? true;
   }
 
   /**

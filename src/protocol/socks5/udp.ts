@@ -7,6 +7,7 @@
  * connection's IP (and the port the request named, if any); the first accepted datagram locks the
  * association to that ip:port. The association lives as long as the control connection.
  */
+import { joinHostPort } from "../../core/conn.ts";
 import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
 import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -27,6 +28,8 @@ export interface UdpAssociateOptions {
   /** IP announced in the reply instead of the bound one (NAT), or "" for the bound one. */
   publicAddr: string;
   resolver: HostResolver;
+  /** The service's bypass/permissions for a datagram's target (`host:port`); absent = all. */
+  allow?: (target: string) => boolean;
 }
 
 /** Room before the payload for the largest reply header (RSV FRAG ATYP IPv6 PORT = 22 bytes). */
@@ -184,6 +187,10 @@ class Association {
       }
       if (d.frag !== 0) {
         this.log.debug(`udp associate: dropped fragment ${d.frag} (fragmentation unsupported)`);
+        continue;
+      }
+      if (this.o.allow && !this.o.allow(joinHostPort(d.addr.host, d.addr.port))) {
+        this.log.debug(`udp associate: datagram to ${d.addr.host}:${d.addr.port} not allowed`);
         continue;
       }
       let ip: string;

@@ -25,6 +25,8 @@ export interface UdpTunOptions {
   /** Receive buffer size; longer datagrams are truncated (gost's `udp.bufferSize`). */
   bufferSize: number;
   resolver: HostResolver;
+  /** The service's bypass/permissions for a datagram's target (`host:port`); absent = all. */
+  allow?: (target: string) => boolean;
   /** Close after this many ms without a datagram either way (0 = never). */
   idleTimeout: number;
 }
@@ -99,6 +101,9 @@ export async function serveUdpTun(
       last = Date.now();
       if (f.data.length === 0) continue;
       try {
+        if (o.allow && !o.allow(joinHostPort(f.addr.host, f.addr.port))) {
+          throw new Error("not allowed by bypass/permissions");
+        }
         const ip = await o.resolver.resolve(f.addr.host);
         await sock.send(f.data, { transport: "udp", hostname: ip, port: f.addr.port });
         out++;
