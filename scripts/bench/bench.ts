@@ -26,7 +26,7 @@
  * run; the other runs are listed beside it.
  *
  * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
- *          --only=throughput,conns,idle,udp,chain,limit   --rounds=N
+ *          --only=throughput,conns,idle,udp,chain,limit,access   --rounds=N
  */
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -181,7 +181,7 @@ function cpuSecs(pid: number): number {
 // ---------------------------------------------------------------------------------------------
 // the things under test
 
-type Kind = "socks5" | "http" | "direct";
+type Kind = "socks5" | "socks5auth" | "http" | "direct";
 
 interface Server {
   port: number;
@@ -322,6 +322,7 @@ const results: Record<string, Result[]> = {
   udp: [],
   chain: [],
   limit: [],
+  access: [],
 };
 
 async function runCmd(
@@ -512,7 +513,7 @@ async function throughput(): Promise<void> {
 async function loadRun(args: string[], timeoutMs: number): Promise<any> {
   const out = await runCmd(
     Deno.execPath(),
-    ["run", "--allow-net", `${BENCH}load.ts`, ...args],
+    ["run", "--allow-net", "--allow-env=DOST_LOAD_AUTH", `${BENCH}load.ts`, ...args],
     timeoutMs,
   );
   const line = out.stdout.trim().split("\n").pop() ?? "";
@@ -1052,6 +1053,14 @@ function report(): string {
     }
   }
 
+  if (results.access.length) {
+    head(
+      `g. Connection setup with access rules: ${CONN_WORKERS} workers × (connect, SOCKS5 user/pass, CONNECT, 1-byte round trip, close)`,
+      ["conn/s"],
+    );
+    for (const r of results.access) fmtRow(r, 0, []);
+  }
+
   // ratios and targets
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
   const rows: [string, number | undefined, string, ((v: number) => boolean) | undefined][] = [];
@@ -1130,6 +1139,13 @@ function report(): string {
     (v) => v >= CHAIN_TARGET,
   ]);
 
+  rows.push([
+    "conn/s with 25k rules ÷ without (< 5% slower)",
+    ratio(get("access", ACCESS_LOADED), get("access", ACCESS_PLAIN)),
+    "≥ 0.95",
+    (v) => v >= 0.95,
+  ]);
+
   lines.push("", "Ratios (dost ÷ peer)");
   lines.push(`  ${"".padEnd(44)}${"ratio".padStart(8)}${"target".padStart(10)}  verdict`);
   for (const [name, v, target, ok] of rows) {
@@ -1137,6 +1153,75 @@ function report(): string {
     lines.push(`  ${name.padEnd(44)}${fmt(v, 2).padStart(8)}${target.padStart(10)}  ${verdict}`);
   }
   return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// g. access rules: connection setup with 10,000 users, 10,000 bypass entries, 5,000 permissions
+
+const ACCESS_RULES = 10_000;
+const ACCESS_PLAIN = "SOCKS5 user/pass, no rules";
+const ACCESS_LOADED = "SOCKS5, 10k users+bypass, 5k perms";
+
+/** Writes the rule files; returns the extra URL parameters that load them. */
+function accessRules(): string {
+  const dir = tmp();
+  const users = [...Array(ACCESS_RULES - 1).keys()].map((i) => `user${i} pass${i}`);
+  Deno.writeTextFileSync(`${dir}/secrets.txt`, [...users, "bench pw"].join("\n") + "\n");
+  // None of these match 127.0.0.1: every connection walks the whole list.
+  const bypass = [...Array(ACCESS_RULES).keys()].map((i) =>
+    i % 2 ? `10.${(i >> 8) & 255}.${i & 255}.0/24` : `*.blocked-${i}.test`
+  );
+  Deno.writeTextFileSync(`${dir}/bypass.txt`, bypass.join("\n") + "\n");
+  // Permissions have no file form and one argv string holds at most 128 KiB: half as many.
+  const perms = [...Array(ACCESS_RULES / 2 - 1).keys()].map((i) => `tcp:h${i}.test:80`);
+  perms.push(`tcp:127.0.0.1:*`);
+  return `secrets=${dir}/secrets.txt&bypass=${dir}/bypass.txt&whitelist=${
+    encodeURIComponent(perms.join(" "))
+  }`;
+}
+
+async function startDostAccess(query: string, auth: string): Promise<Server> {
+  const port = freePort();
+  const proc = spawn("dost socks5 (access)", Deno.execPath(), [
+    "run",
+    ...DOST_PERMS,
+    "main.ts",
+    "-L",
+    `socks5://${auth}${HOST}:${port}${query ? `?${query}` : ""}`,
+  ]);
+  try {
+    await waitPort(port, proc);
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  return { port, proc, pid: proc.pid, singleProcess: true };
+}
+
+async function accessBench(echo: number): Promise<void> {
+  console.error(`access rules: conn/s with ${ACCESS_RULES} rules of each kind vs none:`);
+  Deno.env.set("DOST_LOAD_AUTH", "bench:pw");
+  const query = accessRules();
+  const run = (start: () => Promise<Server>) => () =>
+    withServer(start, async (srv) => {
+      const r = await loadRun(
+        [
+          "conns",
+          "socks5auth",
+          String(srv.port),
+          String(echo),
+          String(CONN_WORKERS),
+          String(CONN_SECS),
+        ],
+        (CONN_SECS + 30) * 1000,
+      );
+      if (!r.ok) throw new Error(r.firstError ?? "no connection succeeded");
+      return { value: r.rate, note: r.errors ? `${r.errors} errors` : undefined };
+    });
+  await measureRows("access", "conn/s", [
+    { name: ACCESS_PLAIN, run: run(() => startDostAccess("", "bench:pw@")) },
+    { name: ACCESS_LOADED, run: run(() => startDostAccess(query, "")) },
+  ], (v) => `${v.toFixed(0)} conn/s`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1159,6 +1244,14 @@ try {
   if (want("udp")) await udpForward();
   if (want("chain")) await chainThroughput();
   if (want("limit")) await limitBench();
+  if (want("access")) {
+    const echo = await startEcho(true);
+    try {
+      await accessBench(echo.port);
+    } finally {
+      await echo.proc.stop();
+    }
+  }
 } catch (e) {
   console.error(`bench: ${e instanceof Error ? e.stack : e}`);
   exitCode = 1;

@@ -9,9 +9,12 @@
  *     Opens COUNT tunnels (handshake + 1-byte round trip each) and keeps them open; prints one
  *     JSON line {open, errors, firstError} when done, then waits to be killed.
  *
- * KIND: socks5 (no auth, CONNECT 127.0.0.1:TARGET), http (CONNECT), direct (plain TCP: forwarders).
+ * KIND: socks5 (no auth, CONNECT 127.0.0.1:TARGET), socks5auth (user/pass from DOST_LOAD_AUTH=
+ * user:pass), http (CONNECT), direct (plain TCP: forwarders).
  */
-type Kind = "socks5" | "http" | "direct";
+type Kind = "socks5" | "socks5auth" | "http" | "direct";
+/** `user:pass` for KIND socks5auth (RFC 1929), from the environment. */
+const AUTH = (Deno.env.get("DOST_LOAD_AUTH") ?? "").split(":");
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();
 
@@ -30,10 +33,17 @@ async function readN(c: Deno.Conn, n: number): Promise<Uint8Array> {
 }
 
 async function handshake(c: Deno.Conn, kind: Kind, target: number): Promise<void> {
-  if (kind === "socks5") {
-    await writeAll(c, new Uint8Array([5, 1, 0]));
+  if (kind === "socks5" || kind === "socks5auth") {
+    const auth = kind === "socks5auth";
+    await writeAll(c, new Uint8Array([5, 1, auth ? 2 : 0]));
     const m = await readN(c, 2);
-    if (m[0] !== 5 || m[1] !== 0) throw new Error(`socks5 method reply ${m}`);
+    if (m[0] !== 5 || m[1] !== (auth ? 2 : 0)) throw new Error(`socks5 method reply ${m}`);
+    if (auth) {
+      const [u, p] = AUTH.map((x) => enc.encode(x ?? ""));
+      await writeAll(c, new Uint8Array([1, u.length, ...u, p.length, ...p]));
+      const st = await readN(c, 2);
+      if (st[1] !== 0) throw new Error("socks5 authentication failed");
+    }
     await writeAll(c, new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, target >> 8, target & 255]));
     const h = await readN(c, 5);
     if (h[1] !== 0) throw new Error(`socks5 CONNECT reply ${h[1]}`);

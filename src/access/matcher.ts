@@ -180,6 +180,8 @@ export class AddressMatcher {
   /** Lower-cased host name (or `.domain`) → port ranges (null = any port). */
   private readonly names = new Map<string, (PortRange | null)[]>();
   private readonly globs: { re: RegExp; ports: PortRange | null }[] = [];
+  /** `*.domain` patterns by `.domain`: any name below it, not the apex (gost's `*` spans dots). */
+  private readonly below = new Map<string, (PortRange | null)[]>();
 
   /**
    * Builds from patterns; throws on a malformed one, naming it. `ipOnly` (admission) accepts
@@ -196,6 +198,7 @@ export class AddressMatcher {
   get size(): number {
     let n = this.ips.size + this.cidrs.length + this.ranges.length + this.globs.length;
     for (const v of this.names.values()) n += v.length;
+    for (const v of this.below.values()) n += v.length;
     return n;
   }
 
@@ -225,6 +228,14 @@ export class AddressMatcher {
     const { host, port } = splitPattern(p);
     if (host === "") throw new Error(`invalid pattern "${p}"`);
     const ports = port === "" ? null : parsePortRange(port);
+    if (/^\*\.[^*?[\]{}\\\s]+$/.test(host)) {
+      // The common `*.example.com` form is a suffix lookup, not one regex per pattern.
+      const key = host.slice(1).toLowerCase();
+      const list = this.below.get(key) ?? [];
+      list.push(ports);
+      this.below.set(key, list);
+      return;
+    }
     if (/[*?[\]{}]/.test(host)) {
       this.globs.push({ re: compileGlob(host.toLowerCase()), ports });
       return;
@@ -257,6 +268,13 @@ export class AddressMatcher {
       }
       for (let i = host.indexOf("."); i > 0; i = host.indexOf(".", i + 1)) {
         const prs = this.names.get(host.slice(i));
+        if (prs && inRanges(prs, port)) return true;
+      }
+    }
+    if (this.below.size) {
+      // Every proper parent `.domain` of the name (never the name itself: `*.` needs a label).
+      for (let i = host.indexOf("."); i > 0; i = host.indexOf(".", i + 1)) {
+        const prs = this.below.get(host.slice(i));
         if (prs && inRanges(prs, port)) return true;
       }
     }

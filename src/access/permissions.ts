@@ -12,6 +12,8 @@ export interface Permission {
   actions: RegExp[];
   hosts: RegExp[];
   ports: PortRange[];
+  /** The host patterns when none has a `*`: such rules are found by exact lookup. */
+  literalHosts?: string[];
 }
 
 /** The actions gost v2 checks. */
@@ -45,7 +47,13 @@ export function parsePermissions(s: string): Permission[] {
     } catch (e) {
       throw new Error(`permission "${rule}": ${(e as Error).message}`);
     }
-    out.push({ actions: actions.map(starGlob), hosts: h.split(",").map(starGlob), ports });
+    const hosts = h.split(",");
+    out.push({
+      actions: actions.map(starGlob),
+      hosts: hosts.map(starGlob),
+      ports,
+      literalHosts: hosts.some((x) => x.includes("*")) ? undefined : hosts,
+    });
   }
   return out;
 }
@@ -58,9 +66,40 @@ export function can(rules: Permission[], action: string, host: string, port: num
   );
 }
 
+/**
+ * Rules indexed by literal host, so a list of thousands of `tcp:host:80` rules costs one map
+ * lookup per check; rules with `*` in a host are still tried in order.
+ */
+class RuleIndex {
+  private readonly byHost = new Map<string, Permission[]>();
+  private readonly wild: Permission[] = [];
+  constructor(rules: Permission[]) {
+    for (const r of rules) {
+      if (!r.literalHosts) {
+        this.wild.push(r);
+        continue;
+      }
+      for (const h of r.literalHosts) {
+        const list = this.byHost.get(h) ?? [];
+        list.push(r);
+        this.byHost.set(h, list);
+      }
+    }
+  }
+  can(action: string, host: string, port: number): boolean {
+    const exact = this.byHost.get(host);
+    return (!!exact && can(exact, action, host, port)) || can(this.wild, action, host, port);
+  }
+}
+
 /** A whitelist and/or blacklist. */
 export class Permissions {
-  constructor(readonly whitelist?: Permission[], readonly blacklist?: Permission[]) {}
+  private readonly white?: RuleIndex;
+  private readonly black?: RuleIndex;
+  constructor(readonly whitelist?: Permission[], readonly blacklist?: Permission[]) {
+    if (whitelist) this.white = new RuleIndex(whitelist);
+    if (blacklist) this.black = new RuleIndex(blacklist);
+  }
 
   /** True when `action` to `addr` (`host:port`; a bare host means port 80) is allowed. */
   allows(action: string, addr: string): boolean {
@@ -71,8 +110,8 @@ export class Permissions {
     } catch {
       return false;
     }
-    return (!this.whitelist || can(this.whitelist, action, host, port)) &&
-      (!this.blacklist || !can(this.blacklist, action, host, port));
+    return (!this.white || this.white.can(action, host, port)) &&
+      (!this.black || !this.black.can(action, host, port));
   }
 }
 
