@@ -81,12 +81,17 @@ export function parseCidr(s: string): Cidr {
     throw new Error(`invalid CIDR "${s}"`);
   }
   const bits = Number(bitsText) + (v4 ? 96 : 0);
-  const net = new Uint8Array(16);
+  return { net: maskIP(ip, bits), bits };
+}
+
+/** `ip` (16 bytes) with all bits past the first `bits` cleared. */
+export function maskIP(ip: Uint8Array, bits: number): Uint8Array {
+  const out = new Uint8Array(16);
   for (let i = 0; i < 16; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
-    net[i] = ip[i] & ((0xff << (8 - keep)) & 0xff);
+    out[i] = ip[i] & ((0xff << (8 - keep)) & 0xff);
   }
-  return { net, bits };
+  return out;
 }
 
 /** True when the 16-byte `ip` lies in `c`. */
@@ -175,7 +180,8 @@ export function splitPattern(s: string): { host: string; port: string } {
  */
 export class AddressMatcher {
   private readonly ips = new Set<string>();
-  private readonly cidrs: Cidr[] = [];
+  /** CIDR networks by prefix length: one masked lookup per distinct length, not one per block. */
+  private readonly cidrs = new Map<number, Set<number | string>>();
   private readonly ranges: IPRange[] = [];
   /** Lower-cased host name (or `.domain`) → port ranges (null = any port). */
   private readonly names = new Map<string, (PortRange | null)[]>();
@@ -196,7 +202,8 @@ export class AddressMatcher {
 
   /** Number of patterns. */
   get size(): number {
-    let n = this.ips.size + this.cidrs.length + this.ranges.length + this.globs.length;
+    let n = this.ips.size + this.ranges.length + this.globs.length;
+    for (const v of this.cidrs.values()) n += v.size;
     for (const v of this.names.values()) n += v.length;
     for (const v of this.below.values()) n += v.length;
     return n;
@@ -204,7 +211,10 @@ export class AddressMatcher {
 
   private add(p: string): void {
     if (p.includes("/")) {
-      this.cidrs.push(parseCidr(p));
+      const c = parseCidr(p);
+      const set = this.cidrs.get(c.bits) ?? new Set<number | string>();
+      set.add(cidrKey(c.net, c.bits));
+      this.cidrs.set(c.bits, set);
       return;
     }
     const ip = ipBytes(p);
@@ -254,8 +264,10 @@ export class AddressMatcher {
     const port = sp === "" ? 0 : Number(sp) || 0;
     const ip = ipBytes(host);
     if (ip) {
-      if (this.ips.has(ipKey(ip))) return true;
-      for (const c of this.cidrs) if (cidrContains(c, ip)) return true;
+      if (this.ips.size && this.ips.has(ipKey(ip))) return true;
+      for (const [bits, nets] of this.cidrs) {
+        if (nets.has(cidrKey(ip, bits))) return true;
+      }
       for (const r of this.ranges) {
         if (compareBytes(ip, r.lo) >= 0 && compareBytes(ip, r.hi) <= 0) return true;
       }
@@ -283,6 +295,19 @@ export class AddressMatcher {
     }
     return false;
   }
+}
+
+/**
+ * Key of `ip`'s network at prefix `bits` (16-byte form): a number for IPv4 (the common case,
+ * no allocation), the masked hex text otherwise.
+ */
+function cidrKey(ip: Uint8Array, bits: number): number | string {
+  if (bits >= 96 && isV4Mapped(ip)) {
+    const n = ((ip[12] << 24) | (ip[13] << 16) | (ip[14] << 8) | ip[15]) >>> 0;
+    const len = bits - 96;
+    return len === 0 ? 0 : (n & ((~0 << (32 - len)) >>> 0)) >>> 0;
+  }
+  return ipKey(maskIP(ip, bits));
 }
 
 /** Canonical key of a 16-byte IP (IPv4 and its IPv4-mapped form are the same address). */
