@@ -92,34 +92,41 @@ async function roundTrip(c: UdpClient, port: number, msg: string): Promise<strin
   throw new Error(`no reply to "${msg}" on port ${port}`);
 }
 
-Deno.test({
-  name: "udp forward: two concurrent clients each get exactly their own echoes",
-  ...IT,
-  fn: async () => {
-    const echo = startUdpEcho();
-    const port = freeUdpPort();
-    const dost = await startDost(["-L", `udp://127.0.0.1:${port}/127.0.0.1:${echo.port}`]);
-    const a = new UdpClient();
-    const b = new UdpClient();
-    try {
-      await Promise.all([echoMany(a, port, "alice", 300), echoMany(b, port, "bob", 300)]);
-      // Full-size and empty datagrams pass whole (no stream splitting, no 512-byte buffer).
-      const big = new Uint8Array(60_000);
-      crypto.getRandomValues(big);
-      const before = a.got.length;
-      for (let i = 0; i < 4 && a.got.length === before; i++) {
-        await a.send(port, big);
-        await until(() => a.got.length > before, 1500);
+// Both socket back ends: FFI sockets (--allow-ffi, the default) and Deno's UDP API (without it).
+for (const noFfi of [false, true]) {
+  Deno.test({
+    name: `udp forward: two concurrent clients each get exactly their own echoes (${
+      noFfi ? "Deno UDP API" : "FFI sockets"
+    })`,
+    ...IT,
+    fn: async () => {
+      const echo = startUdpEcho();
+      const port = freeUdpPort();
+      const dost = await startDost(["-L", `udp://127.0.0.1:${port}/127.0.0.1:${echo.port}`], {
+        noFfi,
+      });
+      const a = new UdpClient();
+      const b = new UdpClient();
+      try {
+        await Promise.all([echoMany(a, port, "alice", 300), echoMany(b, port, "bob", 300)]);
+        // Full-size and empty datagrams pass whole (no stream splitting, no 512-byte buffer).
+        const big = new Uint8Array(60_000);
+        crypto.getRandomValues(big);
+        const before = a.got.length;
+        for (let i = 0; i < 4 && a.got.length === before; i++) {
+          await a.send(port, big);
+          await until(() => a.got.length > before, 1500);
+        }
+        assertEquals(a.got[before], big);
+      } finally {
+        await a.close();
+        await b.close();
+        await dost.stop();
+        echo.close();
       }
-      assertEquals(a.got[before], big);
-    } finally {
-      await a.close();
-      await b.close();
-      await dost.stop();
-      echo.close();
-    }
-  },
-});
+    },
+  });
+}
 
 Deno.test({
   name: "udp forward: a session closes after the idle ttl; the next datagram opens a new one",
@@ -600,6 +607,42 @@ Deno.test({
       await c.close();
       await dost.stop();
       echo.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "udp forward: an IPv4 listener relays to an IPv6 target (both socket back ends)",
+  ...IT,
+  ignore: !haveIPv6(),
+  fn: async () => {
+    // A one-shot IPv6 echo that replies with its input reversed-tagged, to prove the path.
+    const echo6 = Deno.listenDatagram({ transport: "udp", hostname: "::1", port: 0 });
+    const echoPort = (echo6.addr as Deno.NetAddr).port;
+    const loop = (async () => {
+      const buf = new Uint8Array(65536);
+      for (;;) {
+        const [d, from] = await echo6.receive(buf);
+        await echo6.send(enc.encode(`v6:${dec.decode(d)}`), from);
+      }
+    })().catch(() => {});
+    const c = new UdpClient();
+    try {
+      for (const noFfi of [false, true]) {
+        const port = freeUdpPort();
+        const dost = await startDost(["-L", `udp://127.0.0.1:${port}/[::1]:${echoPort}`], {
+          noFfi,
+        });
+        try {
+          assertEquals(await roundTrip(c, port, `hello-${noFfi}`), `v6:hello-${noFfi}`);
+        } finally {
+          await dost.stop();
+        }
+      }
+    } finally {
+      await c.close();
+      echo6.close();
+      await loop;
     }
   },
 });

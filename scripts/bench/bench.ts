@@ -196,6 +196,7 @@ const DOST_PERMS = [
   "--allow-read",
   "--allow-env",
   "--allow-sys",
+  "--allow-ffi", // UDP forwarding uses FFI sockets when granted
   "--unstable-net",
   // As `deno task start` runs it: a 1 MiB young generation keeps idle RSS low (README).
   `--v8-flags=${Deno.env.get("DOST_V8_FLAGS") ?? "--max-semi-space-size=1"}`,

@@ -59,6 +59,7 @@ export async function runDost(
       "--allow-net",
       "--allow-read",
       "--allow-env",
+      "--allow-ffi",
       "--unstable-net",
       "main.ts",
       ...args,
@@ -81,11 +82,12 @@ export async function runDost(
 
 /**
  * Starts dost with `args` and waits until every service logs "listening on".
- * `extraPerms` adds Deno permission flags.
+ * `extraPerms` adds Deno permission flags; `noFfi` leaves out `--allow-ffi` (UDP then uses
+ * Deno's UDP API instead of FFI sockets).
  */
 export async function startDost(
   args: string[],
-  opts: { services?: number; extraPerms?: string[] } = {},
+  opts: { services?: number; extraPerms?: string[]; noFfi?: boolean } = {},
 ): Promise<DostProcess> {
   const want = opts.services ?? args.filter((a) => a === "-L").length;
   const cmd = new Deno.Command(Deno.execPath(), {
@@ -95,6 +97,7 @@ export async function startDost(
       "--allow-read",
       "--allow-env",
       "--allow-sys",
+      ...(opts.noFfi ? [] : ["--allow-ffi"]),
       "--unstable-net",
       ...DOST_V8_FLAGS,
       ...(opts.extraPerms ?? []),

@@ -21,7 +21,9 @@ import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { type ListenerOptions, registerListener } from "../../registry.ts";
 import { normalizeIP } from "../../protocol/socks/addr.ts";
-import { openDatagram } from "./socket.ts";
+import { FfiUdpSocket } from "../../../ffi/udp.ts";
+import { openListenSocket } from "./socket.ts";
+import { copyDatagram } from "./slab.ts";
 
 /** Settings of a UDP listener. */
 export interface UdpListenerOptions {
@@ -83,9 +85,23 @@ export class UdpListener implements Listener {
   /** The session of the previous datagram (checked before the map). */
   private lastSession?: UdpSession;
 
-  constructor(private readonly sock: Deno.DatagramConn, readonly opts: UdpListenerOptions) {
+  /**
+   * `sock`: a Deno datagram socket (read by an await-per-datagram loop) or an FFI socket, which
+   * pushes each drained datagram synchronously (the fast path).
+   */
+  constructor(
+    private readonly sock: Deno.DatagramConn | FfiUdpSocket,
+    readonly opts: UdpListenerOptions,
+  ) {
     this.dropLog = new RateLimitedLog(opts.log);
-    void this.receiveLoop();
+    if (sock instanceof FfiUdpSocket) {
+      sock.onDatagram(
+        (data, from) => this.deliver(data, from),
+        (e) => this.dropLog.warn(`udp listener: receive: ${errMsg(e)}`),
+      );
+    } else {
+      void this.receiveLoop(sock);
+    }
   }
 
   get addr(): Addr {
@@ -129,12 +145,12 @@ export class UdpListener implements Listener {
   }
 
   /** Datagrams in: find or open the sender's session and queue a copy. */
-  private async receiveLoop(): Promise<void> {
+  private async receiveLoop(sock: Deno.DatagramConn): Promise<void> {
     const buf = new Uint8Array(this.opts.readBufferSize);
     for (;;) {
       let data: Uint8Array, from: Deno.NetAddr;
       try {
-        [data, from] = (await this.sock.receive(buf)) as [Uint8Array, Deno.NetAddr];
+        [data, from] = (await sock.receive(buf)) as [Uint8Array, Deno.NetAddr];
       } catch (e) {
         if (this.closed) return;
         if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) {
@@ -147,38 +163,44 @@ export class UdpListener implements Listener {
         await new Promise((r) => setTimeout(r, 5));
         continue;
       }
-      // Fast path: the datagram is from the same client as the last one (one busy flow).
-      let s = this.lastSession;
-      if (!s || s.closed || s.port !== from.port || s.host !== from.hostname) {
-        s = this.sessions.get(`${from.hostname}|${from.port}`);
-      }
-      if (!s) {
-        const key = `${from.hostname}|${from.port}`;
-        if (this.pending.length >= this.opts.backlog) {
-          this.dropLog.warn(
-            `udp listener: ${this.pending.length} new sessions wait for the handler; ` +
-              `dropping datagrams of new client ${addrString(from)}`,
-          );
-          continue;
-        }
-        s = new UdpSession(this, key, from);
-        this.sessions.set(key, s);
-        if (this.waiter) {
-          this.waiter.resolve(s);
-          this.waiter = undefined;
-        } else {
-          this.pending.push(s);
-        }
-      }
-      if (data.length === buf.length) {
-        this.opts.log.debug(
-          `udp listener: datagram from ${addrString(from)} filled the ${buf.length}-byte ` +
-            `buffer and may be truncated (readBufferSize)`,
-        );
-      }
-      this.lastSession = s;
-      s.enqueue(data.slice());
+      this.deliver(data, from);
     }
+  }
+
+  /** One datagram in (`data` is a view of a reused buffer): queue a copy on its session. */
+  private deliver(data: Uint8Array, from: Deno.NetAddr): void {
+    // Fast path: the datagram is from the same client as the last one (one busy flow).
+    let s = this.lastSession;
+    if (!s || s.closed || s.port !== from.port || s.host !== from.hostname) {
+      s = this.sessions.get(`${from.hostname}|${from.port}`);
+    }
+    if (!s) {
+      const key = `${from.hostname}|${from.port}`;
+      if (this.pending.length >= this.opts.backlog) {
+        this.dropLog.warn(
+          `udp listener: ${this.pending.length} new sessions wait for the handler; ` +
+            `dropping datagrams of new client ${addrString(from)}`,
+        );
+        return;
+      }
+      s = new UdpSession(this, key, from);
+      this.sessions.set(key, s);
+      if (this.waiter) {
+        this.waiter.resolve(s);
+        this.waiter = undefined;
+      } else {
+        this.pending.push(s);
+      }
+    }
+    if (data.length === this.opts.readBufferSize) {
+      this.opts.log.debug(
+        `udp listener: datagram from ${addrString(from)} filled the ` +
+          `${this.opts.readBufferSize}-byte ` +
+          `buffer and may be truncated (readBufferSize)`,
+      );
+    }
+    this.lastSession = s;
+    s.enqueue(copyDatagram(data));
   }
 }
 
@@ -295,7 +317,7 @@ export class UdpSession implements Conn {
 /** Opens a UDP listener on `addr` (empty host = all interfaces of both families). */
 export function listenUDP(addr: string, opts: UdpListenerOptions): UdpListener {
   const { host, port } = splitHostPort(addr);
-  return new UdpListener(openDatagram(host, port), opts);
+  return new UdpListener(openListenSocket(host, port, opts.readBufferSize), opts);
 }
 
 registerListener("udp", (o) => Promise.resolve(listenUDP(o.addr, udpListenerOptions(o))));

@@ -8,6 +8,8 @@ import { ipVersion, normalizeIP } from "../../protocol/socks/addr.ts";
 import { HostResolver } from "../../core/resolve.ts";
 import type { Conn } from "../../core/conn.ts";
 import { MAX_DATAGRAM } from "./relay.ts";
+import { ffiUdpAvailable, FfiUdpSocket } from "../../../ffi/udp.ts";
+import { FfiUdpPeerConn } from "./ffi_peer.ts";
 
 /** The flag UDP needs, named in errors (Deno.listenDatagram is absent without it). */
 export const UDP_FLAG_HINT = "UDP needs the --unstable-net flag";
@@ -27,6 +29,22 @@ export function openDatagram(host: string, port: number): Deno.DatagramConn {
   }
 }
 
+/**
+ * Opens a listening UDP socket like `openDatagram`, as an FFI socket when `--allow-ffi` is granted
+ * and libc loads (decided once per process) and `host` is an IP literal or empty; otherwise with
+ * Deno's UDP API. `bufferSize` bounds a received datagram on the FFI path.
+ */
+export function openListenSocket(
+  host: string,
+  port: number,
+  bufferSize = MAX_DATAGRAM,
+): Deno.DatagramConn | FfiUdpSocket {
+  if ((host === "" || ipVersion(host) !== 0) && ffiUdpAvailable()) {
+    return FfiUdpSocket.bind(host, port, bufferSize);
+  }
+  return openDatagram(host, port);
+}
+
 /** Shared by all direct UDP dials: names are looked up with getaddrinfo, briefly cached. */
 const resolver = new HostResolver();
 
@@ -37,13 +55,16 @@ const resolver = new HostResolver();
 export async function dialUDPDirect(address: string): Promise<Conn> {
   const { host, port } = splitHostPort(address);
   const ip = await resolver.resolve(host === "" ? "127.0.0.1" : host);
-  let sock: Deno.DatagramConn;
+  const peer: Deno.NetAddr = { transport: "udp", hostname: ip, port };
+  let sock: Deno.DatagramConn | FfiUdpSocket;
   try {
-    sock = openDatagram(ipVersion(ip) === 6 ? "::" : "0.0.0.0", 0);
+    sock = openListenSocket(ipVersion(ip) === 6 ? "::" : "0.0.0.0", 0);
   } catch (e) {
     throw new DialError(`dial udp ${address}: ${errMsg(e)}`, "other", { cause: e });
   }
-  return new UdpPeerConn(sock, { transport: "udp", hostname: ip, port });
+  return sock instanceof FfiUdpSocket
+    ? new FfiUdpPeerConn(sock, peer)
+    : new UdpPeerConn(sock, peer);
 }
 
 /**
