@@ -11,10 +11,37 @@ export const DOST_V8_FLAGS = ["--v8-flags=--max-semi-space-size=1"];
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  // Below the kernel's ephemeral range (32768–60999 by default), so the outgoing connections
+  // of other tests cannot take the port between this check and the server's bind. Ports are
+  // handed out in a shuffled order per process and checked by binding TCP and UDP.
+  for (let tries = 0; tries < 2000; tries++) {
+    const port = nextCandidate();
+    try {
+      const l = Deno.listen({ hostname: "127.0.0.1", port });
+      l.close();
+    } catch {
+      continue;
+    }
+    try {
+      const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port });
+      u.close();
+    } catch (e) {
+      // Without --unstable-net there is no UDP check; a UDP clash then shows as a test error.
+      if (!(e instanceof TypeError)) continue;
+    }
+    return port;
+  }
+  throw new Error("no free port in 20000-32767");
+}
+
+const PORT_LO = 20000;
+const PORT_SPAN = 12768; // 20000–32767
+let portCursor = PORT_LO + Math.floor(Math.random() * PORT_SPAN);
+
+function nextCandidate(): number {
+  // A stride coprime with the span walks every port once before repeating.
+  portCursor = PORT_LO + ((portCursor - PORT_LO + 7919) % PORT_SPAN);
+  return portCursor;
 }
 
 /** Whether an executable is on PATH (for peers that may be missing). */
