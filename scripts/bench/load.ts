@@ -13,8 +13,8 @@
  * user:pass), http (CONNECT), direct (plain TCP: forwarders).
  */
 type Kind = "socks5" | "socks5auth" | "http" | "direct";
-/** `user:pass` for KIND socks5auth (RFC 1929), from the environment. */
-const AUTH = (Deno.env.get("DOST_LOAD_AUTH") ?? "").split(":");
+/** `user:pass` for KIND socks5auth (RFC 1929), from the environment (read only for that kind). */
+const authPair = () => (Deno.env.get("DOST_LOAD_AUTH") ?? "").split(":");
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();
 
@@ -39,7 +39,7 @@ async function handshake(c: Deno.Conn, kind: Kind, target: number): Promise<void
     const m = await readN(c, 2);
     if (m[0] !== 5 || m[1] !== (auth ? 2 : 0)) throw new Error(`socks5 method reply ${m}`);
     if (auth) {
-      const [u, p] = AUTH.map((x) => enc.encode(x ?? ""));
+      const [u, p] = authPair().map((x) => enc.encode(x ?? ""));
       await writeAll(c, new Uint8Array([1, u.length, ...u, p.length, ...p]));
       const st = await readN(c, 2);
       if (st[1] !== 0) throw new Error("socks5 authentication failed");
