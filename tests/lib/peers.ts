@@ -1,0 +1,49 @@
+/** Real peers started by tests: dante (danted) on a free loopback port. */
+import { freePort } from "./harness.ts";
+
+/**
+ * Starts danted on 127.0.0.1 with no authentication and every command the tests use
+ * (connect, bind, udpassociate and their replies); stops it and removes its config on stop().
+ */
+export async function startDante(): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "dost-dante-" });
+  const conf = `${dir}/danted.conf`;
+  const root = Deno.uid?.() === 0;
+  await Deno.writeTextFile(
+    conf,
+    [
+      "logoutput: stderr",
+      `internal: 127.0.0.1 port = ${port}`,
+      "external: 127.0.0.1",
+      "clientmethod: none",
+      "socksmethod: none",
+      ...(root ? ["user.privileged: root", "user.unprivileged: nobody"] : []),
+      "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
+      "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }",
+      "",
+    ].join("\n"),
+  );
+  const child = new Deno.Command("danted", {
+    args: ["-f", conf, "-N", "1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, stop };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await stop();
+  throw new Error("danted did not start");
+}
