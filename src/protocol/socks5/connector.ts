@@ -15,13 +15,11 @@ import {
   type NodeOptions,
   registerConnector,
 } from "../../registry.ts";
-import { Socks5Binder } from "./bind_client.ts";
+import { negotiate, Socks5Binder } from "./bind_client.ts";
 import { encodeAddr, readAddr, type SocksAddr } from "../socks/addr.ts";
 import { associateUDP, type UdpRelayMode, udpRelayMode } from "./udp_connector.ts";
 import { CMD_UDP_TUN } from "./udp_tun.ts";
-import { Cmd, Method, Rep, USERPASS_VERSION, VERSION } from "./wire.ts";
-
-const enc = new TextEncoder();
+import { Cmd, Rep, VERSION } from "./wire.ts";
 
 /** Request names for error messages. */
 const CMD_NAMES: Record<number, string> = {
@@ -105,34 +103,7 @@ export class Socks5Connector implements Connector {
     host: string,
     port: number,
   ): Promise<SocksAddr> {
-    const auth = this.o.auth;
-    await writeAll(
-      conn,
-      auth
-        ? new Uint8Array([VERSION, 2, Method.NoAuth, Method.UserPass])
-        : new Uint8Array([VERSION, 1, Method.NoAuth]),
-    );
-    const [ver, method] = await bc.readFull(2);
-    if (ver !== VERSION) throw new ProtocolError(`socks5: bad version ${ver} in method reply`);
-    if (method === Method.UserPass && auth) {
-      const u = enc.encode(auth.username);
-      const p = enc.encode(auth.password ?? "");
-      if (u.length > 255 || p.length > 255) {
-        throw new DialError("socks5: user name or password longer than 255 bytes", "other");
-      }
-      await writeAll(conn, new Uint8Array([USERPASS_VERSION, u.length, ...u, p.length, ...p]));
-      const [, status] = await bc.readFull(2);
-      if (status !== 0) throw new DialError("socks5: authentication failed", "not-allowed");
-    } else if (method !== Method.NoAuth) {
-      throw new DialError(
-        method === Method.NoAcceptable
-          ? `socks5: no acceptable authentication method${
-            auth ? "" : " (the node may need credentials)"
-          }`
-          : `socks5: server chose unsupported method 0x${method.toString(16)}`,
-        "not-allowed",
-      );
-    }
+    await negotiate(conn, bc, this.o.auth);
     const addr = encodeAddr(host, port);
     const req = new Uint8Array(3 + addr.length);
     req.set([VERSION, cmd, 0]);
