@@ -167,3 +167,19 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cli: a plain proxy runs under --allow-net alone (no module needs more at load time)",
+  ...IT,
+  fn: async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "main.ts", "-V"],
+      cwd: new URL("../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, err);
+    assertMatch(new TextDecoder().decode(out.stdout), /^dost /);
+  },
+});
