@@ -9,6 +9,7 @@
  */
 import { ConfigError } from "../core/errors.ts";
 import { parseDuration } from "../config/params.ts";
+import { crc32 } from "../core/crc32.ts";
 
 /** Failure bookkeeping of one node or target. */
 export class FailMarker {
@@ -172,21 +173,4 @@ export class Selector<T extends Selectable> {
         return vs[this.counter++ % vs.length];
     }
   }
-}
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE) of a string's UTF-8 bytes, as gost's hash strategy uses. */
-export function crc32(s: string): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[i] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (const b of new TextEncoder().encode(s)) crc = crcTable[(crc ^ b) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
 }

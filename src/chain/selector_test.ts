@@ -2,7 +2,8 @@
 import { assert, assertEquals, assertThrows } from "../../tests/lib/assert.ts";
 import { NodeGroup } from "./group.ts";
 import { LatencyProber } from "./latency.ts";
-import { crc32, FailMarker, parseStrategy, Selector, selectorOptionsFrom } from "./selector.ts";
+import { FailMarker, parseStrategy, Selector, selectorOptionsFrom } from "./selector.ts";
+import { crc32 } from "../core/crc32.ts";
 
 interface N {
   addr: string;

@@ -4,6 +4,7 @@
  */
 import { joinHostPort } from "../../core/conn.ts";
 import { HttpError } from "./wire.ts";
+import { crc32 } from "../../core/crc32.ts";
 
 /** A host and port to dial, and how the request names it. */
 export interface Authority {
@@ -89,23 +90,6 @@ export function dialAddress(a: { host: string; port: number }): string {
 export function knockMatch(host: string, knock: string[]): boolean {
   const h = host.toLowerCase();
   return knock.some((k) => k.toLowerCase() === h);
-}
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE 802.3), as Go's crc32.ChecksumIEEE. */
-export function crc32(b: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[i] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (const x of b) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** base64url without padding → bytes; undefined when invalid. */

@@ -5,8 +5,8 @@ import { basicAuthValue, parseBasicAuth } from "./auth.ts";
 import { upstreamRequest } from "./forward.ts";
 import { stripHopByHop, wantsClose } from "./hop.ts";
 import { parseProbeResist } from "./probe.ts";
+import { crc32 } from "../../core/crc32.ts";
 import {
-  crc32,
   decodeServerName,
   encodeServerName,
   knockMatch,
