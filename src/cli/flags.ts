@@ -92,7 +92,7 @@ Flags:
              e.g. -L :8080 (HTTP+SOCKS4/5 auto-detect), -L socks5://user:pass@:1080,
                   -L http://:8080?probe_resist=code:404, -L tcp://:2222/127.0.0.1:22
   -F value   upstream node, repeatable; the -F nodes in order form the chain
-  -C file    configuration file
+  -C file    configuration file (gost v2 JSON)
   -D         debug log (-DD: trace)
   -V         print the version and exit
   -M mark    SO_MARK for outgoing connections

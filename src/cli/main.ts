@@ -4,6 +4,7 @@
  */
 import { stringify as toYAML } from "yaml";
 import { buildConfigFromCLI, type Sources } from "../config/cli.ts";
+import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/model.ts";
 import { ConfigError, errMsg } from "../core/errors.ts";
 import { log, setLogLevel } from "../core/logger.ts";
@@ -40,9 +41,6 @@ export async function run(args: string[]): Promise<number> {
     }
     if (flags.DD) setLogLevel("trace");
     else if (flags.D) setLogLevel("debug");
-    if (flags.C !== undefined) {
-      throw new ConfigError(`-C "${flags.C}": configuration files are not supported yet`);
-    }
     if (flags.M !== undefined) {
       throw new ConfigError(
         `-M ${flags.M}: SO_MARK is not supported yet (it needs the FFI socket layer, --allow-ffi)`,
@@ -53,14 +51,22 @@ export async function run(args: string[]): Promise<number> {
         `-I ${flags.I}: binding to an interface is not supported yet (it needs the FFI socket layer, --allow-ffi)`,
       );
     }
-    if (flags.L.length === 0) {
-      throw new ConfigError(
-        flags.F.length ? "-F needs at least one -L service to use the chain" : "no service (-L)",
-      );
-    }
     const sources: Sources = new Map();
-    const cfg: Config = buildConfigFromCLI(flags.L, flags.F, sources);
-    if (flags.D || flags.DD) cfg.log = { level: flags.DD ? "trace" : "debug" };
+    let cfg: Config;
+    let fileDebug = false;
+    if (flags.C !== undefined) {
+      // As in gost v2, the file wins over -L/-F.
+      ({ config: cfg, debug: fileDebug } = loadConfigFile(flags.C, sources));
+      if (fileDebug && !flags.DD) setLogLevel("debug");
+    } else {
+      if (flags.L.length === 0) {
+        throw new ConfigError(
+          flags.F.length ? "-F needs at least one -L service to use the chain" : "no service (-L)",
+        );
+      }
+      cfg = buildConfigFromCLI(flags.L, flags.F, sources);
+    }
+    if (flags.D || flags.DD || fileDebug) cfg.log = { level: flags.DD ? "trace" : "debug" };
     if (flags.P) cfg.profiling = { addr: flags.P };
     if (flags.O) {
       console.log(flags.O === "json" ? JSON.stringify(cfg, null, 2) : toYAML(cfg).trimEnd());

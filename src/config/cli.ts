@@ -52,15 +52,26 @@ function splitMetadata(params: Record<string, string>, levels: string[]) {
 }
 
 /** Builds the config model from `-L` and `-F` values. */
+/** Naming for builds that are merged into one config (gost v2 routes). */
+export interface BuildOptions {
+  /** Name of the chain built from the `-F` values (default `chain-0`). */
+  chainName?: string;
+  /** Number of the first service (default 0). */
+  firstService?: number;
+  /** gost v2 `Retries`: dial attempts after the first, on every service. */
+  retries?: number;
+}
+
 export function buildConfigFromCLI(
   serves: string[],
   forwards: string[],
   sources: Sources = new Map(),
+  opts: BuildOptions = {},
 ): Config {
   const cfg: Config = {};
   let chain: ChainConfig | undefined;
   if (forwards.length) {
-    const c: ChainConfig = { name: "chain-0", hops: [] };
+    const c: ChainConfig = { name: opts.chainName ?? "chain-0", hops: [] };
     forwards.forEach((raw, i) => c.hops.push(hopFromChainURL(raw, i, sources)));
     chain = c;
   }
@@ -90,10 +101,11 @@ export function buildConfigFromCLI(
     const md = splitMetadata(params, ["service", "handler", "listener"]);
     for (let port = u.port; port <= u.portEnd; port++) {
       const svc: ServiceConfig = {
-        name: `service-${services.length}`,
+        name: `service-${(opts.firstService ?? 0) + services.length}`,
         addr: nodeAddr(u, port),
         handler: {
           type: handler,
+          ...(opts.retries ? { retries: opts.retries } : {}),
           ...(u.username !== undefined
             ? {
               auth: {
