@@ -688,6 +688,34 @@ async function udpLoad(port: number): Promise<{ rate: number; lossPct: number; t
   return j;
 }
 
+/**
+ * Runs `load` against a dost `udp://` forward to `echoPort`; the rate plus dost's CPU time per
+ * echoed datagram.
+ */
+async function viaDostUdp(
+  echoPort: number,
+  load: (port: number) => Promise<{ rate: number; total: number; lossPct?: number }>,
+): Promise<{ value: number; extra: Record<string, number> }> {
+  const dost = spawn("dost udp", Deno.execPath(), [
+    "run",
+    ...DOST_PERMS,
+    "main.ts",
+    "-L",
+    `udp://${HOST}:0/${HOST}:${echoPort}`,
+  ]);
+  try {
+    const port = Number(await waitOutput(dost, /listening on [^\s]*:(\d+)/));
+    const cpu0 = cpuSecs(dost.pid);
+    const j = await load(port);
+    const usPerDatagram = ((cpuSecs(dost.pid) - cpu0) * 1e6) / j.total;
+    const extra: Record<string, number> = { usPerDatagram };
+    if (j.lossPct !== undefined) extra.lossPct = j.lossPct;
+    return { value: j.rate, extra };
+  } finally {
+    await dost.stop();
+  }
+}
+
 async function udpForward(): Promise<void> {
   const echo = spawn("udp echo", Deno.execPath(), [...UDP_ARGS, "echo"]);
   try {
@@ -705,24 +733,7 @@ async function udpForward(): Promise<void> {
       },
       {
         name: "dost udp:// forward",
-        run: async () => {
-          const dost = spawn("dost udp", Deno.execPath(), [
-            "run",
-            ...DOST_PERMS,
-            "main.ts",
-            "-L",
-            `udp://${HOST}:0/${HOST}:${echoPort}`,
-          ]);
-          try {
-            const port = Number(await waitOutput(dost, /listening on [^\s]*:(\d+)/));
-            const cpu0 = cpuSecs(dost.pid);
-            const j = await udpLoad(port);
-            const usPerDatagram = ((cpuSecs(dost.pid) - cpu0) * 1e6) / j.total;
-            return { value: j.rate, extra: { lossPct: j.lossPct, usPerDatagram } };
-          } finally {
-            await dost.stop();
-          }
-        },
+        run: () => viaDostUdp(echoPort, udpLoad),
       },
     ], (v) => `${v.toFixed(0)} datagrams/s`);
   } finally {
@@ -765,24 +776,9 @@ async function udpForwardC(): Promise<void> {
       },
       {
         name: "dost udp:// forward, C peers",
-        run: async () => {
+        run: () => {
           if (!echo) throw new Skip("skipped (no C compiler)");
-          const dost = spawn("dost udp", Deno.execPath(), [
-            "run",
-            ...DOST_PERMS,
-            "main.ts",
-            "-L",
-            `udp://${HOST}:0/${HOST}:${echoPort}`,
-          ]);
-          try {
-            const port = Number(await waitOutput(dost, /listening on [^\s]*:(\d+)/));
-            const cpu0 = cpuSecs(dost.pid);
-            const j = await load(port);
-            const usPerDatagram = ((cpuSecs(dost.pid) - cpu0) * 1e6) / j.total;
-            return { value: j.rate, extra: { usPerDatagram } };
-          } finally {
-            await dost.stop();
-          }
+          return viaDostUdp(echoPort, load);
         },
       },
     ], (v) => `${v.toFixed(0)} datagrams/s`);
