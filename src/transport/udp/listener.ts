@@ -24,6 +24,7 @@ import { normalizeIP } from "../../protocol/socks/addr.ts";
 import { FfiUdpSocket } from "../../../ffi/udp.ts";
 import { openListenSocket } from "./socket.ts";
 import { copyDatagram } from "./slab.ts";
+import type { DatagramPort } from "./relay.ts";
 
 /** Settings of a UDP listener. */
 export interface UdpListenerOptions {
@@ -97,7 +98,7 @@ export class UdpListener implements Listener {
     if (sock instanceof FfiUdpSocket) {
       sock.onDatagram(
         (data, from) => this.deliver(data, from),
-        (e) => this.dropLog.warn(`udp listener: receive: ${errMsg(e)}`),
+        (e) => this.dropLog.warn(`udp listener ${addrString(sock.addr)}: ${errMsg(e)}`),
       );
     } else {
       void this.receiveLoop(sock);
@@ -135,6 +136,11 @@ export class UdpListener implements Listener {
   /** Sends one datagram from the listening socket (used by sessions). */
   send(p: Uint8Array, to: Deno.NetAddr): Promise<number> {
     return this.sock.send(p, to);
+  }
+
+  /** The FFI socket when sessions can push and send synchronously (DatagramPort). */
+  get ffiSocket(): FfiUdpSocket | undefined {
+    return this.sock instanceof FfiUdpSocket ? this.sock : undefined;
   }
 
   /** Forgets a closed session, so the client's next datagram opens a new one. */
@@ -200,7 +206,7 @@ export class UdpListener implements Listener {
       );
     }
     this.lastSession = s;
-    s.enqueue(copyDatagram(data));
+    s.receive(data);
   }
 }
 
@@ -209,9 +215,12 @@ export class UdpListener implements Listener {
  * client's datagrams and whose writes send datagrams back to the client. Closes itself after
  * `ttl` without traffic either way.
  */
-export class UdpSession implements Conn {
+export class UdpSession implements Conn, DatagramPort {
   private readonly queue: Uint8Array[] = [];
   private reader?: (n: Uint8Array | null) => void;
+  /** Push mode (a DatagramPort relay): datagrams go straight to `pushFn`. */
+  private pushFn?: (d: Uint8Array) => void;
+  private onEnd?: () => void;
   /** True once closed (read by the listener's fast path). */
   closed = false;
   private last = Date.now();
@@ -252,7 +261,36 @@ export class UdpSession implements Conn {
     }, ms);
   }
 
-  /** Queues a client datagram (called by the listener). */
+  /** A client datagram (a view of the receive buffer), from the listener. */
+  receive(d: Uint8Array): void {
+    if (this.pushFn) {
+      if (this.closed) return;
+      this.last = Date.now();
+      this.pushFn(d);
+    } else this.enqueue(copyDatagram(d));
+  }
+
+  /** This session as a DatagramPort when its listener's socket is an FFI socket. */
+  datagramPort(): DatagramPort | undefined {
+    return this.ln.ffiSocket ? this : undefined;
+  }
+
+  pushTo(fn: (d: Uint8Array) => void, onEnd: () => void, _onError: (e: Error) => void): void {
+    // Send failures on the shared listening socket are logged by the listener.
+    this.onEnd = onEnd;
+    for (let d; (d = this.queue.shift()) && !this.closed;) fn(d);
+    if (this.closed) return onEnd();
+    this.pushFn = fn;
+  }
+
+  sendSync(p: Uint8Array): void {
+    if (this.closed) throw closedError(`udp session ${addrString(this.remoteAddr)}`);
+    this.ln.ffiSocket!.sendSync(p, this.client);
+    this.last = Date.now();
+    if (!this.ln.opts.keepalive) this.close();
+  }
+
+  /** Queues a client datagram (owned by the session). */
   enqueue(d: Uint8Array): void {
     if (this.closed) return;
     this.last = Date.now();
@@ -311,6 +349,8 @@ export class UdpSession implements Conn {
     const r = this.reader;
     this.reader = undefined;
     r?.(null);
+    this.pushFn = undefined;
+    this.onEnd?.();
   }
 }
 

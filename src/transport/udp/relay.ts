@@ -36,6 +36,77 @@ export interface DatagramSource {
   readDatagram(): Promise<Uint8Array | null>;
 }
 
+/**
+ * The synchronous fast path of a message-preserving Conn whose socket pushes datagrams as they
+ * are drained and sends without a promise (FFI sockets): a relay between two such conns moves
+ * each datagram inside the receive call — no promise, no queue, no copy of its own.
+ */
+export interface DatagramPort {
+  /**
+   * Hands every datagram (queued ones first) to `fn` synchronously; the view is valid only during
+   * the call. `onEnd` runs once when the conn closes; `onError` gets send failures.
+   */
+  pushTo(fn: (d: Uint8Array) => void, onEnd: () => void, onError: (e: Error) => void): void;
+  /** Sends one datagram (possibly batched until the receive round ends); throws once closed. */
+  sendSync(d: Uint8Array): void;
+}
+
+/** The conn's DatagramPort, when it has one usable now. */
+function portOf(c: Conn): DatagramPort | undefined {
+  const f = (c as { datagramPort?: () => DatagramPort | undefined }).datagramPort;
+  return typeof f === "function" ? f.call(c) : undefined;
+}
+
+/** Both conns push and send synchronously: wire them to each other until either closes. */
+function relayPorts(
+  a: Conn,
+  pa: DatagramPort,
+  b: Conn,
+  pb: DatagramPort,
+  st: DatagramStats,
+): Promise<DatagramStats> {
+  return new Promise((resolve) => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      closeQuietly(a);
+      closeQuietly(b);
+      resolve(st);
+    };
+    const dropped = (e: unknown) => {
+      st.dropped++;
+      st.firstError ??= errMsg(e);
+    };
+    pa.pushTo(
+      (d) => {
+        try {
+          pb.sendSync(d);
+          st.aToB++;
+        } catch (e) {
+          if (isClosed(e)) end();
+          else dropped(e);
+        }
+      },
+      end,
+      dropped,
+    );
+    pb.pushTo(
+      (d) => {
+        try {
+          pa.sendSync(d);
+          st.bToA++;
+        } catch (e) {
+          if (isClosed(e)) end();
+          else dropped(e);
+        }
+      },
+      end,
+      dropped,
+    );
+  });
+}
+
 function hasReadDatagram(c: Conn): c is Conn & DatagramSource {
   return typeof (c as Partial<DatagramSource>).readDatagram === "function";
 }
@@ -70,6 +141,8 @@ async function pump(src: Conn, dst: Conn, count: (ok: boolean, e?: unknown) => v
 /** Relays until either side ends or fails; always closes both. Never rejects. */
 export async function relayDatagrams(a: Conn, b: Conn): Promise<DatagramStats> {
   const st: DatagramStats = { aToB: 0, bToA: 0, dropped: 0 };
+  const pa = portOf(a), pb = pa && portOf(b);
+  if (pa && pb) return relayPorts(a, pa, b, pb, st);
   const counter = (dir: "aToB" | "bToA") => (ok: boolean, e?: unknown) => {
     if (ok) st[dir]++;
     else {
