@@ -6,6 +6,7 @@
  * Semantics follow gost: a user listed with an empty password is accepted with any password,
  * and an empty user base accepts nobody (gost v3; v2 accepted everybody, which fails open).
  */
+import { track } from "../core/scope.ts";
 
 /** What a handler knows about the attempt (sent to the HTTP plugin). */
 export interface AuthInfo {
@@ -117,6 +118,7 @@ export class PolledUserSource implements UserSource {
     private readonly onClose?: () => void,
   ) {
     this.ready = this.refresh();
+    track(this); // a reload that drops the service stops the refreshes
     if (period > 0) {
       this.timer = setInterval(() => void this.refresh(), Math.max(period, 1000));
       Deno.unrefTimer(this.timer);

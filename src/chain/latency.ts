@@ -7,6 +7,7 @@
 import { errMsg } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { dialTCP } from "./direct.ts";
+import { track } from "../core/scope.ts";
 
 /** Default probe period. */
 export const PROBE_PERIOD = 30_000;
@@ -47,6 +48,7 @@ export class LatencyProber {
   /** Starts probing: one round now, then one per period. */
   start(): void {
     if (this.timer !== undefined || this.closed) return;
+    track(this); // a reload that drops the chain stops its probes
     void this.round();
     const t = setInterval(() => void this.round(), this.opts.period ?? PROBE_PERIOD);
     Deno.unrefTimer(t);

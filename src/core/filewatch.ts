@@ -6,6 +6,7 @@
  */
 import { ConfigError, errMsg } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { track } from "./scope.ts";
 
 /** How often a watched file's mtime is checked when the file sets no `reload` period. */
 export const DEFAULT_RELOAD_CHECK = 5_000;
@@ -26,7 +27,9 @@ export class FileWatcher {
     readonly path: string,
     private readonly apply: (text: string) => void,
     private readonly log?: Logger,
-  ) {}
+  ) {
+    track(this); // released when a reload replaces the service or chain that opened it
+  }
 
   /** Loads the file once, synchronously; throws a ConfigError naming the file on failure. */
   loadNow(): void {

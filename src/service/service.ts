@@ -82,6 +82,12 @@ export class Service {
     closeQuietly(this.listener);
   }
 
+  /** Resolves once no connection is open (after `close()`, once the last one ended). */
+  drained(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
   /** Stops accepting, waits up to `graceMs` for open connections, then closes the rest. */
   async shutdown(graceMs: number): Promise<void> {
     this.close();
