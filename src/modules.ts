@@ -15,3 +15,8 @@ import "./transport/rtcp/listener.ts";
 import "./transport/rtcp/handler.ts";
 import "./transport/rudp/listener.ts";
 import "./transport/rudp/handler.ts";
+import "./protocol/relay/handler.ts";
+import "./protocol/relay/connector.ts";
+import "./protocol/sni/handler.ts";
+import "./protocol/ss/handler.ts";
+import "./protocol/ss/connector.ts";

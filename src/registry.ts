@@ -28,6 +28,11 @@ export interface HandlerOptions {
   service: string;
   params: Params;
   auther?: Auther;
+  /**
+   * The service's inline credentials as written (`proto://user:pass@…`): protocols whose
+   * "user:pass" is a key rather than a login (Shadowsocks `method:password`) read them here.
+   */
+  auth?: { username: string; password?: string };
   /** Reaches targets: through the chain, or directly. */
   router: Router;
   /** Forward targets (`tcp://:P/a,b`), empty for proxies. */

@@ -94,6 +94,7 @@ async function buildService(
       service: s.name,
       params,
       auther,
+      auth: s.handler?.auth,
       router: guardRouter(router, access),
       targets: s.forwarder?.nodes?.map((n) => n.addr) ?? [],
       forwarder: forwarderGroup(s, where, log),

@@ -47,3 +47,38 @@ export async function startDante(): Promise<{ port: number; stop(): Promise<void
   await stop();
   throw new Error("danted did not start");
 }
+
+/**
+ * Starts a long-running peer program and waits until it accepts TCP on 127.0.0.1:`port`
+ * (shadowsocks-libev's ss-server/ss-local, …); stop() kills it.
+ */
+export async function startPeer(
+  cmd: string,
+  args: string[],
+  port: number,
+): Promise<{ stop(): Promise<void>; output(): string }> {
+  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  let out = "";
+  const dec = new TextDecoder();
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) out += dec.decode(c);
+  };
+  const done = Promise.all([collect(child.stdout), collect(child.stderr)]).catch(() => {});
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await done;
+  };
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { stop, output: () => out };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await stop();
+  throw new Error(`${cmd} did not start listening on ${port}: ${out.slice(-400)}`);
+}
