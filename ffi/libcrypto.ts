@@ -114,6 +114,13 @@ export class OsslAead {
     return lib.EVP_CipherFinal_ex(ctx, this.tag, this.outl) === 1;
   }
 
+  /** Switches to another key of the same size (per-packet subkeys reuse one context). */
+  rekey(key: Uint8Array): void {
+    if (libcrypto()!.EVP_CipherInit_ex(this.ctx, null, null, key, null, -1) !== 1) {
+      throw new Error("EVP_CipherInit_ex (rekey) failed");
+    }
+  }
+
   /** Frees the context now (it is also freed when garbage-collected). */
   free(): void {
     if (!this.ctx) return;
@@ -122,3 +129,4 @@ export class OsslAead {
     this.ctx = null;
   }
 }
+

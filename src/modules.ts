@@ -20,3 +20,6 @@ import "./protocol/relay/connector.ts";
 import "./protocol/sni/handler.ts";
 import "./protocol/ss/handler.ts";
 import "./protocol/ss/connector.ts";
+import "./transport/udp/dialer.ts";
+import "./protocol/ss/udp_handler.ts";
+import "./protocol/ss/udp_connector.ts";

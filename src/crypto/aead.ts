@@ -15,6 +15,8 @@ export interface Aead {
   seal(nonce: Uint8Array, plain: Uint8Array, out: Uint8Array): void;
   /** Verifies and decrypts `sealed` (ciphertext then tag) into `out`; false if it fails. */
   open(nonce: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
+  /** Switches to another key of the same size (Shadowsocks UDP: a subkey per packet). */
+  rekey(key: Uint8Array): void;
   /** Releases native state early (also released when garbage-collected). */
   free(): void;
 }
@@ -39,8 +41,11 @@ export function aeadBackend(): AeadBackend {
 /** node:crypto: a cipher object per call (slow for AES: ~175 MB/s here), but always there. */
 class NodeAead implements Aead {
   private readonly name: string;
-  constructor(algo: AeadAlgo, private readonly key: Uint8Array, private readonly encrypt: boolean) {
+  constructor(algo: AeadAlgo, private key: Uint8Array) {
     this.name = algo;
+  }
+  rekey(key: Uint8Array): void {
+    this.key = key;
   }
   seal(nonce: Uint8Array, plain: Uint8Array, out: Uint8Array): void {
     // deno-lint-ignore no-explicit-any
@@ -85,5 +90,5 @@ export function newAead(
 ): Aead {
   return backend === "openssl"
     ? new OsslAead(algo, key, encrypt)
-    : new NodeAead(algo, key, encrypt);
+    : new NodeAead(algo, key);
 }

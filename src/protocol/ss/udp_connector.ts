@@ -1,0 +1,100 @@
+/**
+ * Shadowsocks UDP client (`-F ssu://method:password@host:port`, over the `udp` dialer): each
+ * datagram to the target goes as one sealed packet `salt ‖ AEAD(target address ‖ payload)`;
+ * replies are opened and stripped of their source address. gost also runs ssu over stream
+ * transports (UDP-TUN frames in a shadowsocks stream); dost does not yet.
+ */
+import { type Addr, type Conn, splitHostPort } from "../../core/conn.ts";
+import { ConfigError, ProtocolError } from "../../core/errors.ts";
+import { registerConnector } from "../../registry.ts";
+import { encodeAddr } from "../socks/addr.ts";
+import { isDatagramConn } from "../../transport/udp/dialer.ts";
+import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
+import { ssCipher } from "./cipher.ts";
+import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
+
+/** A message-preserving Conn to one target through an ssu server. */
+export class SsuClientConn implements Conn {
+  private buf?: Uint8Array;
+  constructor(
+    private readonly inner: Conn,
+    private readonly codec: SsPacketCodec,
+    private readonly target: Uint8Array,
+  ) {}
+
+  get localAddr(): Addr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): Addr {
+    return this.inner.remoteAddr;
+  }
+
+  /** The next datagram from the target (packets that do not open are skipped); null at end. */
+  async readDatagram(): Promise<Uint8Array | null> {
+    const rd = (this.inner as { readDatagram?: () => Promise<Uint8Array | null> }).readDatagram;
+    for (;;) {
+      let d: Uint8Array | null;
+      if (typeof rd === "function") d = await rd.call(this.inner);
+      else {
+        this.buf ??= new Uint8Array(MAX_DATAGRAM);
+        const n = await this.inner.read(this.buf);
+        d = n === null ? null : this.buf.subarray(0, n);
+      }
+      if (d === null) return null;
+      try {
+        return this.codec.open(d).payload;
+      } catch { /* not for us (or tampered): UDP drops it */ }
+    }
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    const d = await this.readDatagram();
+    if (d === null) return null;
+    const n = Math.min(p.length, d.length);
+    p.set(d.subarray(0, n));
+    return n;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    await this.inner.write(this.codec.seal(this.target, p));
+    return p.length;
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+registerConnector("ssu", (o) => {
+  const where = `node ${o.node}`;
+  if (!o.auth) {
+    throw new ConfigError(
+      `${where}: shadowsocks needs method:password (ssu://method:password@host:port)`,
+    );
+  }
+  const cipher = ssCipher(o.auth.username, o.auth.password ?? "", where, o.params.str("key"));
+  checkPacketMethod(cipher, where);
+  const codec = new SsPacketCodec(cipher);
+  return {
+    connect(conn: Conn, network, address) {
+      if (network !== "udp") {
+        return Promise.reject(
+          new ProtocolError(`${where}: ssu carries UDP only (use ss:// for TCP)`),
+        );
+      }
+      if (!isDatagramConn(conn)) {
+        return Promise.reject(
+          new ConfigError(
+            `${where}: ssu over a stream transport (UDP-over-TCP) is not supported yet`,
+          ),
+        );
+      }
+      const { host, port } = splitHostPort(address);
+      return Promise.resolve(new SsuClientConn(conn, codec, encodeAddr(host, port)));
+    },
+  };
+});
