@@ -129,4 +129,3 @@ export class OsslAead {
     this.ctx = null;
   }
 }
-

@@ -88,7 +88,5 @@ export function newAead(
   encrypt: boolean,
   backend: AeadBackend = aeadBackend(),
 ): Aead {
-  return backend === "openssl"
-    ? new OsslAead(algo, key, encrypt)
-    : new NodeAead(algo, key);
+  return backend === "openssl" ? new OsslAead(algo, key, encrypt) : new NodeAead(algo, key);
 }
