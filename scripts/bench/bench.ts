@@ -17,6 +17,9 @@
  *     in the same run (issue 4's target: the chain keeps ≥ 0.5× the single hop).
  *  f. traffic limit: 10 MiB through dost SOCKS5 with limiter.out=1MB and with limiter.in=1MB;
  *     wall time against issue 5's 9–11 s target.
+ *  g. access rules: conn/s with 10k users, 10k bypass entries and 5k permissions loaded.
+ *  h. Shadowsocks: iperf3 through dost, shadowsocks-libev and v2ray client → server pairs per
+ *     AEAD cipher (throughput and per CPU-second), and ssu datagrams/s through UDP pairs.
  *
  * Prints a table and the ratios against the targets, and writes the numbers as JSON to .bench/.
  * Missing peers print "skipped (not installed)"; a dost protocol whose handler is not there yet
@@ -26,7 +29,7 @@
  * run; the other runs are listed beside it.
  *
  * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
- *          --only=throughput,conns,idle,udp,chain,limit,access   --rounds=N
+ *          --only=throughput,conns,idle,udp,chain,limit,access,ss   --rounds=N
  */
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -324,6 +327,8 @@ const results: Record<string, Result[]> = {
   chain: [],
   limit: [],
   access: [],
+  ss: [],
+  ssu: [],
 };
 
 async function runCmd(
@@ -1201,12 +1206,55 @@ function report(): string {
     (v) => v >= CHAIN_TARGET,
   ]);
 
+  for (const m of SS_METHODS) {
+    const d = results.ss.find((r) => r.name === `dost ${m}`);
+    for (const peer of ["shadowsocks-libev", "v2ray"]) {
+      const p = results.ss.find((r) => r.name === `${peer} ${m}`);
+      rows.push([`ss ${m} ÷ ${peer}`, ratio(d?.value, p?.value), "≥ 1.00", (v) => v >= 1]);
+      rows.push([
+        `ss ${m} per CPU-s ÷ ${peer}`,
+        ratio(
+          d?.extra?.gbitPerCpuSec as number | undefined,
+          p?.extra?.gbitPerCpuSec as number | undefined,
+        ),
+        "≥ 1.00",
+        (v) => v >= 1,
+      ]);
+    }
+  }
+  rows.push([
+    `ssu datagrams/s ÷ ${UDP_TARGET} target`,
+    ratio(get("ssu", "dost ssu"), UDP_TARGET),
+    "≥ 1.00",
+    (v) => v >= 1,
+  ]);
   rows.push([
     "conn/s with 25k rules ÷ without (< 5% slower)",
     ratio(get("access", ACCESS_LOADED), get("access", ACCESS_PLAIN)),
     "≥ 0.95",
     (v) => v >= 0.95,
   ]);
+
+  if (results.ss.length) {
+    head(
+      `h. Shadowsocks pairs (best of ${ROUNDS}), iperf3 -t ${IPERF_SECS} via proxychains4 → the pair's client`,
+      ["Gbit/s", "Gbit/CPU-s"],
+      ["  Gbit/CPU-s: gigabits moved per CPU-second of the client and server together."],
+    );
+    for (const r of results.ss) {
+      fmtRow(r, 2, [fmt(r.extra?.gbitPerCpuSec as number | undefined, 2)]);
+    }
+  }
+  if (results.ssu.length) {
+    head(
+      `h. ssu pairs (best of ${ROUNDS}): ${SSU_SIZE} B datagrams echoed, ${UDP_WINDOW} in flight, C peers`,
+      ["dgram/s", "µs CPU/dgr"],
+      ["  µs CPU/dgr: client and server CPU per echoed datagram."],
+    );
+    for (const r of results.ssu) {
+      fmtRow(r, 0, [fmt(r.extra?.usPerDatagram as number | undefined, 1)]);
+    }
+  }
 
   lines.push("", "Ratios (dost ÷ peer)");
   lines.push(`  ${"".padEnd(44)}${"ratio".padStart(8)}${"target".padStart(10)}  verdict`);
@@ -1215,6 +1263,258 @@ function report(): string {
     lines.push(`  ${name.padEnd(44)}${fmt(v, 2).padStart(8)}${target.padStart(10)}  ${verdict}`);
   }
   return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// h. Shadowsocks pairs: iperf3 (under proxychains4) through client → server pairs of dost,
+// shadowsocks-libev (ss-local → ss-server) and v2ray (socks in, shadowsocks out → shadowsocks in)
+// for each AEAD cipher; and ssu: 1,400 B datagrams echoed through UDP pairs (dost udp:// -F ssu,
+// ss-tunnel -u, v2ray dokodemo-door) with the C echo and client. CPU is both processes together.
+
+const SS_METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"];
+const SS_PW = "bench-pass";
+const SSU_SIZE = 1400;
+type SsImpl = "dost" | "shadowsocks-libev" | "v2ray";
+
+/** Waits until something is bound to UDP 127.0.0.1:port. */
+async function waitUdpPort(port: number, p: Proc, ms = 20_000): Promise<void> {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (p.exited) throw new StartError(p.name, p.tail());
+    for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n")) {
+      if (line.trim().split(/\s+/)[1] === want) return;
+    }
+    await sleep(50);
+  }
+  throw new StartError(p.name, `not bound to udp ${port} after ${ms} ms\n${p.tail()}`);
+}
+
+function v2rayConfig(name: string, inbound: unknown, outbound: unknown): string {
+  const file = `${tmp()}/v2ray-${name}-${freePort()}.json`;
+  Deno.writeTextFileSync(
+    file,
+    JSON.stringify({ log: { loglevel: "warning" }, inbounds: [inbound], outbounds: [outbound] }),
+  );
+  return file;
+}
+
+/**
+ * Starts a shadowsocks client → server pair. `udpTarget` unset: the client is a SOCKS5 proxy on
+ * the returned port (TCP); set: the client forwards UDP on the returned port to that target.
+ */
+async function startSsPair(
+  impl: SsImpl,
+  method: string,
+  udpTarget?: number,
+): Promise<{ port: number; servers: Server[] }> {
+  const sPort = freePort(), cPort = freePort();
+  const started: Server[] = [];
+  const run = async (label: string, cmd: string, args: string[], port: number, udp = false) => {
+    const proc = spawn(label, cmd, args);
+    started.push({ port, proc, pid: proc.pid, singleProcess: true });
+    await (udp ? waitUdpPort(port, proc) : waitPort(port, proc));
+  };
+  const dost = ["run", ...DOST_PERMS, "main.ts"];
+  const auth = `${method}:${encodeURIComponent(SS_PW)}`;
+  try {
+    if (impl === "dost") {
+      if (udpTarget === undefined) {
+        await run("dost ss server", Deno.execPath(), [
+          ...dost,
+          "-L",
+          `ss://${auth}@${HOST}:${sPort}`,
+        ], sPort);
+        await run("dost ss client", Deno.execPath(), [
+          ...dost,
+          "-L",
+          `socks5://${HOST}:${cPort}`,
+          "-F",
+          `ss://${auth}@${HOST}:${sPort}`,
+        ], cPort);
+      } else {
+        await run(
+          "dost ssu server",
+          Deno.execPath(),
+          [...dost, "-L", `ssu+udp://${auth}@${HOST}:${sPort}`],
+          sPort,
+          true,
+        );
+        await run(
+          "dost ssu client",
+          Deno.execPath(),
+          [
+            ...dost,
+            "-L",
+            `udp://${HOST}:${cPort}/${HOST}:${udpTarget}`,
+            "-F",
+            `ssu+udp://${auth}@${HOST}:${sPort}`,
+          ],
+          cPort,
+          true,
+        );
+      }
+    } else if (impl === "shadowsocks-libev") {
+      if (!have("ss-server") || !have("ss-local")) throw new Skip("skipped (not installed)");
+      const u = udpTarget === undefined ? [] : ["-u"];
+      await run("ss-server", "ss-server", [
+        "-s",
+        HOST,
+        "-p",
+        String(sPort),
+        "-k",
+        SS_PW,
+        "-m",
+        method,
+        ...u,
+      ], sPort);
+      if (udpTarget === undefined) {
+        await run("ss-local", "ss-local", [
+          "-s",
+          HOST,
+          "-p",
+          String(sPort),
+          "-b",
+          HOST,
+          "-l",
+          String(cPort),
+          "-k",
+          SS_PW,
+          "-m",
+          method,
+        ], cPort);
+      } else {
+        await run("ss-tunnel", "ss-tunnel", [
+          "-s",
+          HOST,
+          "-p",
+          String(sPort),
+          "-b",
+          HOST,
+          "-l",
+          String(cPort),
+          "-L",
+          `${HOST}:${udpTarget}`,
+          "-k",
+          SS_PW,
+          "-m",
+          method,
+          "-u",
+        ], cPort);
+      }
+    } else {
+      if (!have("v2ray")) throw new Skip("skipped (not installed)");
+      const server = v2rayConfig("server", {
+        listen: HOST,
+        port: sPort,
+        protocol: "shadowsocks",
+        settings: { method, password: SS_PW, network: "tcp,udp" },
+      }, { protocol: "freedom" });
+      const inbound = udpTarget === undefined
+        ? { listen: HOST, port: cPort, protocol: "socks", settings: { auth: "noauth", udp: false } }
+        : {
+          listen: HOST,
+          port: cPort,
+          protocol: "dokodemo-door",
+          settings: { address: HOST, port: udpTarget, network: "udp" },
+        };
+      const client = v2rayConfig("client", inbound, {
+        protocol: "shadowsocks",
+        settings: { servers: [{ address: HOST, port: sPort, method, password: SS_PW }] },
+      });
+      await run("v2ray server", "v2ray", ["-config", server], sPort);
+      await run("v2ray client", "v2ray", ["-config", client], cPort, udpTarget !== undefined);
+    }
+    return { port: cPort, servers: started };
+  } catch (e) {
+    await Promise.all(started.map((s) => s.proc.stop()));
+    throw e;
+  }
+}
+
+async function ssBench(): Promise<void> {
+  const skip = !have("iperf3")
+    ? "skipped (not installed: iperf3)"
+    : !have("proxychains4")
+    ? "skipped (not installed: proxychains4)"
+    : undefined;
+  const impls: SsImpl[] = ["dost", "shadowsocks-libev", "v2ray"];
+  if (skip) {
+    for (const m of SS_METHODS) {
+      for (const i of impls) results.ss.push({ name: `${i} ${m}`, unit: "Gbit/s", note: skip });
+    }
+  } else {
+    const iperfPort = freePort();
+    const server = spawn("iperf3 -s", "iperf3", ["-s", "-B", HOST, "-p", String(iperfPort)]);
+    await waitPort(iperfPort, server);
+    console.error(`shadowsocks pairs (iperf3 -t ${IPERF_SECS}, ${ROUNDS} rounds):`);
+    try {
+      for (const m of SS_METHODS) {
+        await measureRows(
+          "ss",
+          "Gbit/s",
+          impls.map((impl) => ({
+            name: `${impl} ${m}`,
+            run: async () => {
+              const pair = await startSsPair(impl, m);
+              try {
+                const cpu0 = pair.servers.reduce((t, s) => t + cpuSecs(s.pid), 0);
+                const bps = await iperf(iperfPort, { kind: "socks5", port: pair.port });
+                const cpu = pair.servers.reduce((t, s) => t + cpuSecs(s.pid), 0) - cpu0;
+                const gbit = bps * IPERF_SECS / 1e9;
+                return { value: bps / 1e9, extra: { gbitPerCpuSec: gbit / cpu } };
+              } finally {
+                await Promise.all(pair.servers.map((s) => s.proc.stop()));
+              }
+            },
+          })),
+          (v) => `${v.toFixed(2)} Gbit/s`,
+        );
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  // ssu: datagrams echoed through the pair by the C peers (the Deno peers would cap it).
+  const bin = `${ROOT}.bench/udpperf`;
+  const built = have("cc") &&
+    (await runCmd("cc", ["-O2", "-o", bin, `${BENCH}udpperf.c`], 60_000)).code === 0;
+  const echoPort = freePort();
+  const echo = built ? spawn("udp echo (C)", bin, ["echo", String(echoPort)]) : undefined;
+  if (echo) await sleep(200);
+  const method = "aes-128-gcm";
+  console.error(`ssu pairs (${method}, ${SSU_SIZE} B, ${UDP_WINDOW} in flight, ${UDP_SECS} s):`);
+  try {
+    await measureRows(
+      "ssu",
+      "datagrams/s",
+      impls.map((impl) => ({
+        name: `${impl} ssu ${method}`,
+        run: async () => {
+          if (!echo) throw new Skip("skipped (no C compiler)");
+          const pair = await startSsPair(impl, method, echoPort);
+          try {
+            const cpu0 = pair.servers.reduce((t, s) => t + cpuSecs(s.pid), 0);
+            const r = await runCmd(bin, [
+              "client",
+              String(pair.port),
+              String(UDP_SECS),
+              String(UDP_WINDOW),
+              String(SSU_SIZE),
+            ], (UDP_SECS + 30) * 1000);
+            const [got, , rate] = r.stdout.trim().split(/\s+/).map(Number);
+            if (!rate) throw new Error(`udpperf: ${(r.stdout + r.stderr).trim().slice(-200)}`);
+            const cpu = pair.servers.reduce((t, s) => t + cpuSecs(s.pid), 0) - cpu0;
+            return { value: rate, extra: { usPerDatagram: cpu * 1e6 / got } };
+          } finally {
+            await Promise.all(pair.servers.map((s) => s.proc.stop()));
+          }
+        },
+      })),
+      (v) => `${v.toFixed(0)} datagrams/s`,
+    );
+  } finally {
+    await echo?.stop();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1306,6 +1606,7 @@ try {
   if (want("udp")) await udpForward();
   if (want("chain")) await chainThroughput();
   if (want("limit")) await limitBench();
+  if (want("ss")) await ssBench();
   if (want("access")) {
     const echo = await startEcho(true);
     try {
