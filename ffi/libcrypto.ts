@@ -19,6 +19,11 @@ const SYMBOLS = {
   EVP_CipherUpdate: { parameters: ["pointer", "buffer", "buffer", "buffer", "i32"], result: "i32" },
   EVP_CipherFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
+  EVP_MAC_fetch: { parameters: ["pointer", "buffer", "pointer"], result: "pointer" },
+  EVP_MAC_CTX_new: { parameters: ["pointer"], result: "pointer" },
+  EVP_MAC_init: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32" },
+  EVP_MAC_update: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  EVP_MAC_final: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "i32" },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -127,5 +132,72 @@ export class OsslAead {
     freeCtx.unregister(this);
     libcrypto()!.EVP_CIPHER_CTX_free(this.ctx);
     this.ctx = null;
+  }
+}
+
+/**
+ * HKDF-SHA1 (RFC 5869) on one reused EVP_MAC(HMAC-SHA1) context: Shadowsocks derives a subkey
+ * for every UDP packet, and node's hkdfSync (like OpenSSL's one-shot HMAC) looks the digest up on
+ * each call, ~7 µs; re-keying a fetched context costs ~0.7 µs per HMAC, ~2.2 µs per derivation.
+ */
+export class OsslHkdfSha1 {
+  private readonly lib: Lib;
+  private readonly ctx: Deno.PointerValue;
+  private readonly prk = new Uint8Array(20);
+  private readonly t = new Uint8Array(20);
+  private readonly outl = new BigUint64Array(1);
+  private readonly block: Uint8Array;
+  /** Kept alive: the params point into them. */
+  private readonly strings: Uint8Array[];
+  private readonly params = new Uint8Array(80);
+  private first = true;
+
+  constructor(private readonly info: Uint8Array) {
+    const lib = libcrypto();
+    if (!lib) throw new Error(`libcrypto is not available (${libcryptoUnavailableReason})`);
+    this.lib = lib;
+    const enc = new TextEncoder();
+    const mac = lib.EVP_MAC_fetch(null, enc.encode("HMAC\0"), null);
+    const ctx = mac ? lib.EVP_MAC_CTX_new(mac) : null;
+    if (!ctx) throw new Error("EVP_MAC HMAC is not available");
+    this.ctx = ctx;
+    // OSSL_PARAM[] { {"digest", UTF8_STRING, "SHA1", 4}, {NULL} }: 40-byte entries.
+    const name = enc.encode("digest\0"), value = enc.encode("SHA1\0");
+    this.strings = [name, value];
+    const v = new DataView(this.params.buffer);
+    v.setBigUint64(0, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(name))), true);
+    v.setUint32(8, 4, true); // OSSL_PARAM_UTF8_STRING
+    v.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(value))), true);
+    v.setBigUint64(24, 4n, true);
+    v.setBigUint64(32, 0xffffffffffffffffn, true); // OSSL_PARAM_UNMODIFIED
+    this.block = new Uint8Array(20 + info.length + 1);
+  }
+
+  private hmac(key: Uint8Array, msg: Uint8Array, out: Uint8Array): void {
+    const lib = this.lib;
+    // The digest is set once; later inits only change the key.
+    const ok =
+      lib.EVP_MAC_init(this.ctx, key, BigInt(key.length), this.first ? this.params : null) === 1 &&
+      lib.EVP_MAC_update(this.ctx, msg, BigInt(msg.length)) === 1 &&
+      lib.EVP_MAC_final(this.ctx, out, this.outl, 20n) === 1;
+    if (!ok) throw new Error("HMAC-SHA1 failed");
+    this.first = false;
+  }
+
+  /** HKDF-SHA1(ikm, salt, info) → `out` (its length, at most 255 × 20 bytes). */
+  derive(ikm: Uint8Array, salt: Uint8Array, out: Uint8Array): Uint8Array {
+    this.hmac(salt, ikm, this.prk);
+    let prev = 0;
+    for (let i = 1, at = 0; at < out.length; i++) {
+      this.block.set(this.t.subarray(0, prev), 0);
+      this.block.set(this.info, prev);
+      this.block[prev + this.info.length] = i;
+      this.hmac(this.prk, this.block.subarray(0, prev + this.info.length + 1), this.t);
+      prev = 20;
+      const n = Math.min(20, out.length - at);
+      out.set(this.t.subarray(0, n), at);
+      at += n;
+    }
+    return out;
   }
 }

@@ -1,4 +1,7 @@
-/** `-C`: gost v2 JSON configs load as they are (routes, chains, retries); bad files fail clearly. */
+/**
+ * `-C`: gost v2 JSON configs load as they are (routes, chains, retries); bad files fail clearly.
+ * gost v3 files: tests/config_v3_test.ts.
+ */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
 import { curl, freePort, IT, runDost, startDost, startOrigin, waitForLog } from "./lib/harness.ts";
 
@@ -109,7 +112,11 @@ const BAD: [string, string, string][] = [
   ["mark", JSON.stringify({ ServeNodes: [":1"], Mark: 5 }), "Mark (SO_MARK) is not supported yet"],
   ["syntax", `{"ServeNodes": [`, "invalid JSON"],
   ["bad URL", JSON.stringify({ ServeNodes: ["socks5://:99999"] }), "port out of range"],
-  ["v3 yaml", "services:\n- name: a\n  addr: :1\n", "gost v3 configuration files"],
+  [
+    "v2 and v3 keys mixed",
+    JSON.stringify({ ServeNodes: [":1"], services: [] }),
+    `unknown key "services"`,
+  ],
 ];
 
 for (const [what, text, want] of BAD) {

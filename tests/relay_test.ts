@@ -224,10 +224,6 @@ Deno.test({
   name:
     "relay: fixed target from the command line (-L relay://:B/echo) ignores the client's address",
   ...IT,
-  // Blocked by src/config/cli.ts (not this module's file): a `-L` URL with targets on the tcp
-  // listener becomes handler "tcp" before the relay exception is checked, so the relay handler
-  // never runs. The same forward mode is tested in-process in src/protocol/relay/handler_test.ts.
-  ignore: true,
   fn: async () => {
     const echo = startEcho();
     const [a, b] = [freePort(), freePort()];

@@ -63,7 +63,7 @@ for (const m of AEAD) {
       const s = freeUdpPort(), tcp = freePort();
       const dost = await startDost([
         "-L",
-        `ssu+udp://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
+        `ssu://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
       ]);
       // ss-tunnel also opens TCP on its local port: wait on that.
       const tunnel = await startPeer("ss-tunnel", [
@@ -115,7 +115,7 @@ for (const m of AEAD) {
         "-L",
         `udp://127.0.0.1:${p}/127.0.0.1:${echo.port}`,
         "-F",
-        `ssu+udp://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
+        `ssu://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
       ]);
       try {
         await echoes(p, 60);
@@ -136,14 +136,14 @@ Deno.test({
     const s = freeUdpPort(), p = freeUdpPort();
     const server = await startDost([
       "-L",
-      `ssu+udp://aes-256-gcm:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
+      `ssu://aes-256-gcm:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
       "-D",
     ]);
     const client = await startDost([
       "-L",
       `udp://127.0.0.1:${p}/127.0.0.1:${echo.port}`,
       "-F",
-      `ssu+udp://aes-256-gcm:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
+      `ssu://aes-256-gcm:${encodeURIComponent(PW)}@127.0.0.1:${s}`,
     ]);
     const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     try {
@@ -173,7 +173,7 @@ Deno.test({
     const key = btoa(String.fromCharCode(...new Uint8Array(16)));
     const r = await runDost([
       "-L",
-      `ssu+udp://2022-blake3-aes-128-gcm:${encodeURIComponent(key)}@127.0.0.1:${freeUdpPort()}`,
+      `ssu://2022-blake3-aes-128-gcm:${encodeURIComponent(key)}@127.0.0.1:${freeUdpPort()}`,
     ]);
     assertEquals(r.code, 1);
     assert(/2022 over UDP .* is not supported yet/.test(r.stderr), r.stderr);

@@ -357,6 +357,10 @@ export interface MatcherSourceOptions {
   log?: Logger;
   /** Names the parameter in errors, e.g. `-L "…": parameter "bypass"`. */
   where?: string;
+  /** Patterns added to the value's (gost v3 `matchers` next to a `file`). */
+  patterns?: string[];
+  /** File check period when the file has no `reload` line (gost v3 `reload`), ms. */
+  reload?: number;
 }
 
 /**
@@ -386,7 +390,10 @@ export class MatcherSource {
     }
     if (!file) {
       try {
-        this.current = new AddressMatcher(v.split(",").map((s) => s.trim()), opts.ipOnly);
+        this.current = new AddressMatcher(
+          [...v.split(",").map((s) => s.trim()), ...opts.patterns ?? []],
+          opts.ipOnly,
+        );
       } catch (e) {
         throw new ConfigError(`${where}${errMsg(e)}`);
       }
@@ -396,11 +403,11 @@ export class MatcherSource {
     this.current = new AddressMatcher([]);
     const w = new FileWatcher(file, (text) => {
       const rf = parseRulesFile(text);
-      const m = new AddressMatcher(rf.patterns, opts.ipOnly);
+      const m = new AddressMatcher([...rf.patterns, ...opts.patterns ?? []], opts.ipOnly);
       // Everything parsed: swap (an error above keeps the previous rules).
       this.current = m;
       this.rev = rf.reverse ?? tilde;
-      w.watch(rf.reload ?? DEFAULT_RELOAD_CHECK);
+      w.watch(rf.reload ?? (opts.reload || DEFAULT_RELOAD_CHECK));
       opts.log?.debug(`${file}: ${m.size} rule(s)${this.rev ? ", reversed" : ""}`);
     }, opts.log);
     try {

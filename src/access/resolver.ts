@@ -174,11 +174,27 @@ export class NameResolution implements NameLookup {
   }
 }
 
+/** The pieces of a service's name resolution, each optional. */
+export interface NameResolutionParts {
+  hosts?: HostMapper;
+  resolver?: Resolver;
+  prefer?: Prefer;
+}
+
 /**
  * Reads `hosts`, `dns`/`resolver` and `prefer` from a service's params;
  * undefined when none is set (dials then go to the system resolver exactly as before).
  */
 export function nameResolutionFromParams(params: Params, log?: Logger): NameResolution | undefined {
+  const parts = nameResolutionParts(params, log);
+  return parts && new NameResolution({ ...parts, log });
+}
+
+/** nameResolutionFromParams, as its pieces (to combine with named hosts and resolvers). */
+export function nameResolutionParts(
+  params: Params,
+  log?: Logger,
+): NameResolutionParts | undefined {
   const hostsValue = params.str("hosts");
   const dnsValue = params.str(["resolver", "dns"]);
   const preferValue = params.str("prefer");
@@ -223,5 +239,5 @@ export function nameResolutionFromParams(params: Params, log?: Logger): NameReso
       throw new ConfigError(`${params.where}: ${errMsg(e)}`);
     }
   }
-  return new NameResolution({ hosts, resolver, prefer, log });
+  return { hosts, resolver, prefer };
 }

@@ -92,7 +92,8 @@ Flags:
              e.g. -L :8080 (HTTP+SOCKS4/5 auto-detect), -L socks5://user:pass@:1080,
                   -L http://:8080?probe_resist=code:404, -L tcp://:2222/127.0.0.1:22
   -F value   upstream node, repeatable; the -F nodes in order form the chain
-  -C file    configuration file (gost v2 JSON)
+  -C file    configuration file: gost v3 YAML/JSON or gost v2 JSON (also found as gost.yaml,
+             gost.yml, gost.json or dost.* in ., /etc/gost, /etc/dost, ~/.gost, ~/.dost)
   -D         debug log (-DD: trace)
   -V         print the version and exit
   -M mark    SO_MARK for outgoing connections

@@ -6,7 +6,7 @@ import { splitHostPort } from "../core/conn.ts";
 import { log } from "../core/logger.ts";
 import type { Service } from "../service/service.ts";
 
-export function startProfiling(addr: string, services: Service[]): void {
+export function startProfiling(addr: string, services: () => Service[]): void {
   const { host, port } = splitHostPort(addr);
   Deno.serve({ hostname: host || "0.0.0.0", port, onListen: () => {} }, (req) => {
     if (new URL(req.url).pathname !== "/debug/vars") {
@@ -14,7 +14,7 @@ export function startProfiling(addr: string, services: Service[]): void {
     }
     const body = {
       memory: Deno.memoryUsage(),
-      services: services.map((s) => ({ name: s.name, connections: s.connections })),
+      services: services().map((s) => ({ name: s.name, connections: s.connections })),
     };
     return Response.json(body);
   });

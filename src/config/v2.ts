@@ -8,6 +8,15 @@ import { ConfigError } from "../core/errors.ts";
 import { buildConfigFromCLI, type Sources } from "./cli.ts";
 import type { Config } from "./model.ts";
 
+/** Appends every list of `part` to the same list of `into` (gost's mergeConfig). */
+export function mergeConfig(into: Config, part: Config): void {
+  for (const [k, v] of Object.entries(part) as [keyof Config, unknown][]) {
+    if (!Array.isArray(v)) continue;
+    const list = ((into as Record<string, unknown[]>)[k] ??= []);
+    list.push(...v);
+  }
+}
+
 const ROUTE_KEYS = new Set(["ServeNodes", "ChainNodes", "Retries", "Mark", "Interface"]);
 const TOP_KEYS = new Set([...ROUTE_KEYS, "Debug", "Routes"]);
 
@@ -72,9 +81,9 @@ export function configFromV2(
       chainName: `chain-${config.chains!.length}`,
       firstService: config.services!.length,
       retries,
+      base: config,
     });
-    config.services!.push(...part.services ?? []);
-    config.chains!.push(...part.chains ?? []);
+    mergeConfig(config, part);
   }
   if (config.services!.length === 0) throw new ConfigError(`${file}: no ServeNodes`);
   if (config.chains!.length === 0) delete config.chains;

@@ -15,6 +15,10 @@ import type { Logger } from "../core/logger.ts";
 import { Scope, withScope } from "../core/scope.ts";
 import type { Service } from "./service.ts";
 
+/** How often, and how far apart (ms), a rebuild waits for a port its predecessor still holds. */
+const PORT_RETRIES = 40;
+const PORT_RETRY_MS = 25;
+
 /** Builds the services of `cfg` named in `only`, plus whatever they share (chains, …). */
 export type BuildFn = (
   cfg: Config,
@@ -132,13 +136,20 @@ export class Runtime {
     }
     const toStart = new Set([...want.keys()].filter((n) => !this.running.has(n)));
     if (toStart.size && !this.stopped) {
-      const scope = new Scope();
-      let built: Awaited<ReturnType<BuildFn>>;
-      try {
-        built = await withScope(scope, () => this.build(cfg, sources, toStart));
-      } catch (e) {
-        scope.close();
-        throw e;
+      let built: Awaited<ReturnType<BuildFn>> | undefined;
+      let scope = new Scope();
+      // A listener just closed frees its port only once its pending accept has been cancelled,
+      // a moment later: when a rebuilt service takes over its own port, retry briefly.
+      for (let attempt = 0; !built; attempt++) {
+        try {
+          built = await withScope(scope, () => this.build(cfg, sources, toStart));
+        } catch (e) {
+          scope.close();
+          const busy = (e as Error)?.cause instanceof Deno.errors.AddrInUse;
+          if (!busy || res.stopped.length === 0 || attempt >= PORT_RETRIES) throw e;
+          await new Promise((r) => setTimeout(r, PORT_RETRY_MS));
+          scope = new Scope();
+        }
       }
       const gen = new Generation(built.release, scope);
       gen.hold(); // released below once every service holds it

@@ -6,7 +6,8 @@
  */
 import { createHash, hkdfSync } from "node:crypto";
 import { ConfigError } from "../../core/errors.ts";
-import type { AeadAlgo } from "../../crypto/aead.ts";
+import { type AeadAlgo, aeadBackend } from "../../crypto/aead.ts";
+import { OsslHkdfSha1 } from "../../../ffi/libcrypto.ts";
 
 /** What a method is made of. */
 export interface Method {
@@ -104,9 +105,21 @@ export function evpBytesToKey(password: string, size: number): Uint8Array {
 
 const SUBKEY_INFO = new TextEncoder().encode("ss-subkey");
 
-/** SIP004 session subkey: HKDF-SHA1(master key, salt, "ss-subkey"). */
-export function aeadSubkey(key: Uint8Array, salt: Uint8Array): Uint8Array {
-  return new Uint8Array(hkdfSync("sha1", key, salt, SUBKEY_INFO, key.length));
+/** OpenSSL's HKDF when FFI is there (3× faster: UDP derives one per packet), else node's. */
+let fastHkdf: OsslHkdfSha1 | null | undefined;
+
+/** SIP004 session subkey: HKDF-SHA1(master key, salt, "ss-subkey"), into `out` if given. */
+export function aeadSubkey(
+  key: Uint8Array,
+  salt: Uint8Array,
+  out: Uint8Array = new Uint8Array(key.length),
+): Uint8Array {
+  if (fastHkdf === undefined) {
+    fastHkdf = aeadBackend() === "openssl" ? new OsslHkdfSha1(SUBKEY_INFO) : null;
+  }
+  if (fastHkdf) return fastHkdf.derive(key, salt, out);
+  out.set(new Uint8Array(hkdfSync("sha1", key, salt, SUBKEY_INFO, key.length)));
+  return out;
 }
 
 /** Decodes a SIP022 PSK (standard or URL-safe base64) of exactly `size` bytes. */

@@ -3,6 +3,9 @@
  * ‖ tag`, one datagram each, a fresh salt per packet. Client packets carry the target address,
  * server packets the address the payload came from. The `none` method sends `address ‖ payload`
  * in the clear. SIP022 UDP (AES-ECB packet headers, sessions) is not implemented.
+ *
+ * The codec works in place on reused buffers (a packet costs no allocation): what `seal` and
+ * `open` return is valid until the next call — send it at once, or copy it.
  */
 import { ConfigError } from "../../core/errors.ts";
 import { type Aead, newAead, TAG_SIZE } from "../../crypto/aead.ts";
@@ -11,6 +14,8 @@ import { aeadSubkey, type SsCipher } from "./cipher.ts";
 import { SsAuthError } from "./stream.ts";
 
 const ZERO_NONCE = new Uint8Array(12);
+/** Largest packet handled (a UDP payload). */
+const MAX_PACKET = 65535;
 
 /** Fails at start-up for methods whose UDP form dost does not speak. */
 export function checkPacketMethod(c: SsCipher, where: string): void {
@@ -25,33 +30,43 @@ export function checkPacketMethod(c: SsCipher, where: string): void {
 export class SsPacketCodec {
   private sealer?: Aead;
   private opener?: Aead;
+  private readonly subkey: Uint8Array;
+  private readonly salt: Uint8Array;
+  /** Plaintext staging for seal, output of open. */
+  private readonly plain = new Uint8Array(MAX_PACKET);
+  private readonly out = new Uint8Array(MAX_PACKET + 64);
 
-  constructor(private readonly cipher: SsCipher) {}
+  constructor(private readonly cipher: SsCipher) {
+    this.subkey = new Uint8Array(cipher.method.keySize);
+    this.salt = new Uint8Array(cipher.method.saltSize);
+  }
 
-  /** `address ‖ payload` → one packet. */
+  /** `address ‖ payload` → one packet (a view valid until the next seal). */
   seal(addr: Uint8Array, payload: Uint8Array): Uint8Array {
     const m = this.cipher.method;
     const plainLen = addr.length + payload.length;
     if (m.kind === "none") {
-      const out = new Uint8Array(plainLen);
-      out.set(addr);
-      out.set(payload, addr.length);
-      return out;
+      this.out.set(addr);
+      this.out.set(payload, addr.length);
+      return this.out.subarray(0, plainLen);
     }
-    const salt = crypto.getRandomValues(new Uint8Array(m.saltSize));
-    const subkey = aeadSubkey(this.cipher.key, salt);
-    if (this.sealer) this.sealer.rekey(subkey);
-    else this.sealer = newAead(m.algo!, subkey, true);
-    const plain = new Uint8Array(plainLen);
+    crypto.getRandomValues(this.salt);
+    aeadSubkey(this.cipher.key, this.salt, this.subkey);
+    if (this.sealer) this.sealer.rekey(this.subkey);
+    else this.sealer = newAead(m.algo!, this.subkey, true);
+    const plain = this.plain.subarray(0, plainLen);
     plain.set(addr);
     plain.set(payload, addr.length);
-    const out = new Uint8Array(m.saltSize + plainLen + TAG_SIZE);
-    out.set(salt);
-    this.sealer.seal(ZERO_NONCE, plain, out.subarray(m.saltSize));
-    return out;
+    const total = m.saltSize + plainLen + TAG_SIZE;
+    this.out.set(this.salt);
+    this.sealer.seal(ZERO_NONCE, plain, this.out.subarray(m.saltSize, total));
+    return this.out.subarray(0, total);
   }
 
-  /** One packet → its address and payload; throws SsAuthError when it does not open. */
+  /**
+   * One packet → its address and payload (a view valid until the next open); throws
+   * SsAuthError when it does not open.
+   */
   open(packet: Uint8Array): { addr: SocksAddr; payload: Uint8Array } {
     const m = this.cipher.method;
     let plain = packet;
@@ -59,10 +74,10 @@ export class SsPacketCodec {
       if (packet.length < m.saltSize + TAG_SIZE) {
         throw new SsAuthError(`shadowsocks: ${packet.length}-byte packet is too short`);
       }
-      const subkey = aeadSubkey(this.cipher.key, packet.subarray(0, m.saltSize));
-      if (this.opener) this.opener.rekey(subkey);
-      else this.opener = newAead(m.algo!, subkey, false);
-      plain = new Uint8Array(packet.length - m.saltSize - TAG_SIZE);
+      aeadSubkey(this.cipher.key, packet.subarray(0, m.saltSize), this.subkey);
+      if (this.opener) this.opener.rekey(this.subkey);
+      else this.opener = newAead(m.algo!, this.subkey, false);
+      plain = this.plain.subarray(0, packet.length - m.saltSize - TAG_SIZE);
       if (!this.opener.open(ZERO_NONCE, packet.subarray(m.saltSize), plain)) {
         throw new SsAuthError("shadowsocks: packet authentication failed");
       }

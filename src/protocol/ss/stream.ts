@@ -14,6 +14,9 @@ import { ProtocolError } from "../../core/errors.ts";
 import { type Aead, newAead, TAG_SIZE } from "../../crypto/aead.ts";
 import { aeadSubkey, type SsCipher } from "./cipher.ts";
 
+/** Largest read-ahead of a busy stream. */
+const MAX_READ_AHEAD = 256 * 1024;
+
 /** Largest SIP004 chunk payload. */
 export const MAX_CHUNK = 0x3fff;
 
@@ -78,6 +81,7 @@ export class ChunkSealer {
  */
 export class ChunkReader {
   private buf = new Uint8Array(4096);
+  private readAhead = 4096;
   private start = 0;
   private end = 0;
   private eof = false;
@@ -101,18 +105,27 @@ export class ChunkReader {
         if (this.end === this.start) return false;
         throw new ProtocolError("shadowsocks: stream ended inside a chunk");
       }
-      if (this.buf.length - this.start < n) {
-        const nb = this.buf.length >= n
-          ? this.buf
-          : new Uint8Array(Math.max(n, this.buf.length * 2));
-        nb.set(this.buf.subarray(this.start, this.end));
-        this.end -= this.start;
-        this.start = 0;
+      const live = this.end - this.start;
+      // Room for what is missing plus read-ahead, so bulk transfers read big blocks (fewer
+      // syscalls and wake-ups) while an idle or chatty stream keeps a small buffer.
+      const room = Math.max(n - live, this.readAhead);
+      if (this.buf.length - this.end < room) {
+        const size = Math.max(this.buf.length, live + room);
+        const nb = size > this.buf.length ? new Uint8Array(size) : this.buf;
+        if (nb === this.buf) nb.copyWithin(0, this.start, this.end);
+        else nb.set(this.buf.subarray(this.start, this.end));
         this.buf = nb;
+        this.start = 0;
+        this.end = live;
       }
+      const free = this.buf.length - this.end;
       const r = await this.inner.read(this.buf.subarray(this.end));
       if (r === null) this.eof = true;
-      else this.end += r;
+      else {
+        this.end += r;
+        // A read that filled all the room means more is waiting: read bigger next time.
+        if (r === free && this.readAhead < MAX_READ_AHEAD) this.readAhead *= 2;
+      }
     }
     return true;
   }

@@ -9,12 +9,15 @@ import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import { registerConnector } from "../../registry.ts";
 import { encodeAddr } from "../socks/addr.ts";
 import { isDatagramConn } from "../../transport/udp/dialer.ts";
-import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
+import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
 import { ssCipher } from "./cipher.ts";
 import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
 
-/** A message-preserving Conn to one target through an ssu server. */
-export class SsuClientConn implements Conn {
+/**
+ * A message-preserving Conn to one target through an ssu server. Over an FFI socket it is also
+ * a DatagramPort: packets are sealed and opened inside the socket's receive round.
+ */
+export class SsuClientConn implements Conn, DatagramPort {
   private buf?: Uint8Array;
   constructor(
     private readonly inner: Conn,
@@ -27,6 +30,30 @@ export class SsuClientConn implements Conn {
   }
   get remoteAddr(): Addr {
     return this.inner.remoteAddr;
+  }
+
+  datagramPort(): DatagramPort | undefined {
+    return portOf(this.inner) ? this : undefined;
+  }
+
+  pushTo(fn: (d: Uint8Array) => void, onEnd: () => void, onError: (e: Error) => void): void {
+    portOf(this.inner)!.pushTo(
+      (d) => {
+        let payload: Uint8Array;
+        try {
+          payload = this.codec.open(d).payload;
+        } catch {
+          return; // not for us (or tampered): UDP drops it
+        }
+        fn(payload);
+      },
+      onEnd,
+      onError,
+    );
+  }
+
+  sendSync(p: Uint8Array): void {
+    portOf(this.inner)!.sendSync(this.codec.seal(this.target, p));
   }
 
   /** The next datagram from the target (packets that do not open are skipped); null at end. */
@@ -42,7 +69,7 @@ export class SsuClientConn implements Conn {
       }
       if (d === null) return null;
       try {
-        return this.codec.open(d).payload;
+        return this.codec.open(d).payload.slice(); // the codec reuses its buffer
       } catch { /* not for us (or tampered): UDP drops it */ }
     }
   }
@@ -56,7 +83,7 @@ export class SsuClientConn implements Conn {
   }
 
   async write(p: Uint8Array): Promise<number> {
-    await this.inner.write(this.codec.seal(this.target, p));
+    await this.inner.write(this.codec.seal(this.target, p).slice()); // the codec reuses its buffer
     return p.length;
   }
 

@@ -3,9 +3,14 @@
  * address is a session; each of its packets names a target, reached with the service's router
  * (directly, or through a chain that carries UDP); replies go back sealed with the address they
  * came from. A packet that does not open is dropped without an answer.
+ *
+ * When the session and an upstream are both FFI sockets (DatagramPorts), packets move inside the
+ * socket's receive round: opened, sent on, sealed and answered without a promise, and replies
+ * leave in sendmmsg batches. Otherwise (Deno's UDP API, a chain) an async loop does the same.
  */
 import { addrString, closeQuietly, type Conn } from "../../core/conn.ts";
 import { ConfigError, errMsg } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
 import {
   type HandleContext,
   type Handler,
@@ -13,12 +18,14 @@ import {
   registerHandler,
 } from "../../registry.ts";
 import { encodeAddr, normalizeIP, socksAddrString } from "../socks/addr.ts";
-import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
+import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
 import { type SsCipher, ssCipher } from "./cipher.ts";
 import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
 
 /** Targets one client may talk to at once; packets for more are dropped. */
 const MAX_TARGETS = 256;
+/** Packets queued for a target whose UDP path is still being opened. */
+const MAX_PENDING = 64;
 
 /** Reads one datagram from a message-preserving conn (its own fast path when it has one). */
 function reader(c: Conn): () => Promise<Uint8Array | null> {
@@ -29,6 +36,14 @@ function reader(c: Conn): () => Promise<Uint8Array | null> {
     const n = await c.read(buf);
     return n === null ? null : buf.subarray(0, n);
   };
+}
+
+/** One target of a session: its UDP path once open, and what waits for it meanwhile. */
+interface Upstream {
+  conn?: Conn;
+  port?: DatagramPort;
+  pending: Uint8Array[];
+  failed?: boolean;
 }
 
 export class SsuHandler implements Handler {
@@ -47,57 +62,108 @@ export class SsuHandler implements Handler {
     this.codec = new SsPacketCodec(this.cipher);
   }
 
-  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+  handle(conn: Conn, ctx: HandleContext): Promise<void> {
     const client = addrString(conn.remoteAddr);
-    const ups = new Map<string, Promise<Conn | null>>();
-    const next = reader(conn);
+    const ups = new Map<string, Upstream>();
+    const port = portOf(conn);
     let bad = 0;
-    try {
-      for (let d; (d = await next()) !== null;) {
-        let addr, payload;
+    /** One client packet (a view valid during the call). */
+    const onPacket = (d: Uint8Array) => {
+      let addr, payload;
+      try {
+        ({ addr, payload } = this.codec.open(d));
+      } catch (e) {
+        if (bad++ === 0) ctx.log.debug(`ssu ${client}: dropped a packet: ${errMsg(e)}`);
+        return;
+      }
+      const target = socksAddrString(addr);
+      let up = ups.get(target);
+      if (!up) {
+        if (ups.size >= MAX_TARGETS) return;
+        up = { pending: [] };
+        ups.set(target, up);
+        void this.open(conn, port, target, up, ctx.log);
+      }
+      if (up.port) {
         try {
-          ({ addr, payload } = this.codec.open(d));
+          up.port.sendSync(payload);
         } catch (e) {
-          if (bad++ === 0) ctx.log.debug(`ssu ${client}: dropped a packet: ${errMsg(e)}`);
-          continue;
+          ctx.log.debug(`ssu ${client} → ${target}: ${errMsg(e)}`);
         }
-        const target = socksAddrString(addr);
-        let up = ups.get(target);
-        if (!up) {
-          if (ups.size >= MAX_TARGETS) continue;
-          up = this.open(conn, target, ctx);
-          ups.set(target, up);
-        }
-        const c = await up;
-        if (!c) continue;
-        await c.write(payload).catch((e) =>
+      } else if (up.conn) {
+        up.conn.write(payload.slice()).catch((e) =>
           ctx.log.debug(`ssu ${client} → ${target}: ${errMsg(e)}`)
         );
+      } else if (!up.failed && up.pending.length < MAX_PENDING) {
+        up.pending.push(payload.slice());
       }
-    } finally {
-      for (const up of ups.values()) void up.then(closeQuietly);
+    };
+    const finish = () => {
+      for (const up of ups.values()) closeQuietly(up.conn);
       if (bad > 1) ctx.log.debug(`ssu ${client}: ${bad} packets dropped in all`);
+    };
+    if (port) {
+      return new Promise<void>((resolve) => {
+        port.pushTo(onPacket, () => {
+          finish();
+          resolve();
+        }, () => {});
+      });
     }
+    return (async () => {
+      const next = reader(conn);
+      try {
+        for (let d; (d = await next()) !== null;) onPacket(d);
+      } finally {
+        finish();
+      }
+    })();
   }
 
-  /** Opens the UDP path to `target` and pumps its replies back to the client, sealed. */
-  private async open(conn: Conn, target: string, ctx: HandleContext): Promise<Conn | null> {
-    let up: Conn;
+  /** Opens the UDP path to `target`, flushes what waited, and relays its replies back. */
+  private async open(
+    conn: Conn,
+    port: DatagramPort | undefined,
+    target: string,
+    up: Upstream,
+    log: Logger,
+  ): Promise<void> {
+    let c: Conn;
     try {
-      up = await this.o.router.dialUDP(target);
+      c = await this.o.router.dialUDP(target);
     } catch (e) {
-      ctx.log.warn(`ssu to ${target}: ${errMsg(e)}`);
-      return null;
+      up.failed = true;
+      up.pending.length = 0;
+      log.warn(`ssu to ${target}: ${errMsg(e)}`);
+      return;
     }
-    ctx.log.debug(`ssu ${addrString(conn.remoteAddr)} → ${target}`);
-    const from = up.remoteAddr;
+    log.debug(`ssu ${addrString(conn.remoteAddr)} → ${target}`);
+    up.conn = c;
+    const from = c.remoteAddr;
     // Replies carry the address they came from (the resolved target).
     const src = encodeAddr(normalizeIP(from.hostname), from.port);
-    const next = reader(up);
-    (async () => {
-      for (let d; (d = await next()) !== null;) await conn.write(this.codec.seal(src, d));
-    })().catch(() => {}).finally(() => closeQuietly(up));
-    return up;
+    const upPort = port ? portOf(c) : undefined;
+    for (const p of up.pending.splice(0)) await c.write(p).catch(() => {});
+    if (port && upPort) {
+      up.port = upPort;
+      upPort.pushTo(
+        (d) => {
+          try {
+            port.sendSync(this.codec.seal(src, d));
+          } catch { /* the session closed: its end closes this upstream */ }
+        },
+        () => {},
+        () => {},
+      );
+      return;
+    }
+    const next = reader(c);
+    try {
+      for (let d; (d = await next()) !== null;) {
+        await conn.write(this.codec.seal(src, d).slice());
+      }
+    } catch { /* the session or the upstream closed */ }
+    closeQuietly(c);
   }
 }
 

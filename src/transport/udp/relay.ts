@@ -52,7 +52,7 @@ export interface DatagramPort {
 }
 
 /** The conn's DatagramPort, when it has one usable now. */
-function portOf(c: Conn): DatagramPort | undefined {
+export function portOf(c: Conn): DatagramPort | undefined {
   const f = (c as { datagramPort?: () => DatagramPort | undefined }).datagramPort;
   return typeof f === "function" ? f.call(c) : undefined;
 }
