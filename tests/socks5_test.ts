@@ -443,9 +443,9 @@ Deno.test({
   name: "socks5: parameters it does not implement fail at start-up",
   ...IT,
   async fn() {
-    const r = await runDost(["-L", `socks5://127.0.0.1:${freePort()}?notls=true`]);
+    const r = await runDost(["-L", `socks5://127.0.0.1:${freePort()}?tor=true`]);
     assertEq(r.code, 1, "exit code");
-    assert(/unknown parameter "notls"/.test(r.stderr), `stderr: ${r.stderr}`);
+    assert(/unknown parameter "tor"/.test(r.stderr), `stderr: ${r.stderr}`);
     const r2 = await runDost([
       "-L",
       `socks5://127.0.0.1:${freePort()}?udp.bindRange.min=2000&udp.bindRange.max=1000`,

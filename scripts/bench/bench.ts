@@ -812,8 +812,10 @@ async function startDostChain(hops: ("http" | "socks5" | "socks4")[]): Promise<S
     for (const scheme of hops) {
       const port = freePort();
       await dost(`dost ${scheme} hop`, ["-L", `${scheme}://${HOST}:${port}`], port);
-      // socks4 listeners serve socks4a; the connector resolves nothing (the hop does).
-      forwards.push("-F", `${scheme === "socks4" ? "socks4a" : scheme}://${HOST}:${port}`);
+      // socks4 listeners serve socks4a; the connector resolves nothing (the hop does). The
+      // socks5 hop runs without gost's TLS method: this row measures relaying, not TLS.
+      const node = `${scheme === "socks4" ? "socks4a" : scheme}://${HOST}:${port}`;
+      forwards.push("-F", scheme === "socks5" ? `${node}?notls=true` : node);
     }
     const front = freePort();
     await dost("dost chain front", ["-L", `socks5://${HOST}:${front}`, ...forwards], front);

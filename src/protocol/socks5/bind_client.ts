@@ -66,16 +66,19 @@ export async function negotiate(
   conn: Conn,
   bc: BufferedConn,
   auth: NodeOptions["auth"],
-): Promise<void> {
-  await writeAll(
-    conn,
-    auth
-      ? Uint8Array.of(VERSION, 2, Method.NoAuth, Method.UserPass)
-      : Uint8Array.of(VERSION, 1, Method.NoAuth),
-  );
+  tls?: SocksTls,
+): Promise<{ conn: Conn; bc: BufferedConn }> {
+  const methods: number[] = auth ? [Method.NoAuth, Method.UserPass] : [Method.NoAuth];
+  if (tls) methods.push(...(auth ? [Method.Tls, Method.TlsAuth] : [Method.Tls]));
+  await writeAll(conn, Uint8Array.of(VERSION, methods.length, ...methods));
   const [ver, method] = await bc.readFull(2);
   if (ver !== VERSION) throw new ProtocolError(`socks5: bad version ${ver} in method reply`);
-  if (method === Method.UserPass && auth) {
+  if (tls && (method === Method.Tls || (method === Method.TlsAuth && auth))) {
+    // gost's extension: TLS on this socket, then the rest of the conversation inside it.
+    conn = await tls.upgrade(conn);
+    bc = new BufferedConn(conn);
+  }
+  if ((method === Method.UserPass || method === Method.TlsAuth) && auth) {
     const u = enc.encode(auth.username);
     const p = enc.encode(auth.password ?? "");
     if (u.length > 255 || p.length > 255) {
@@ -84,7 +87,7 @@ export async function negotiate(
     await writeAll(conn, Uint8Array.of(USERPASS_VERSION, u.length, ...u, p.length, ...p));
     const [, status] = await bc.readFull(2);
     if (status !== 0) throw new DialError("socks5: authentication failed", "not-allowed");
-  } else if (method !== Method.NoAuth) {
+  } else if (method !== Method.NoAuth && !(tls && method === Method.Tls)) {
     throw new DialError(
       method === Method.NoAcceptable
         ? `socks5: no acceptable authentication method${
@@ -94,6 +97,12 @@ export async function negotiate(
       "not-allowed",
     );
   }
+  return { conn, bc };
+}
+
+/** gost's TLS methods on the client side: how to upgrade the socket when the server picks one. */
+export interface SocksTls {
+  upgrade(conn: Conn): Promise<Conn>;
 }
 
 /** Writes a request (one write). */

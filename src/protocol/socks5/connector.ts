@@ -15,7 +15,9 @@ import {
   type NodeOptions,
   registerConnector,
 } from "../../registry.ts";
-import { negotiate, Socks5Binder } from "./bind_client.ts";
+import { negotiate, Socks5Binder, type SocksTls } from "./bind_client.ts";
+import { clientTLSFromParams } from "../../transport/tls/config.ts";
+import { tlsClient } from "../../transport/tls/client.ts";
 import { encodeAddr, readAddr, type SocksAddr } from "../socks/addr.ts";
 import { associateUDP, type UdpRelayMode, udpRelayMode } from "./udp_connector.ts";
 import { CMD_UDP_TUN } from "./udp_tun.ts";
@@ -48,8 +50,27 @@ export class Socks5Connector implements Connector {
   private readonly connectTimeout: number;
   private readonly binder: Socks5Binder;
   private readonly udpMode: UdpRelayMode;
+  /** gost's TLS methods (offered unless `notls=true`). */
+  private readonly tls?: SocksTls;
+  private tlsNoticed = false;
   constructor(private readonly o: NodeOptions) {
     this.connectTimeout = o.params.duration("connectTimeout", 0);
+    if (!o.params.bool("notls", false)) {
+      const cfg = clientTLSFromParams(o.params);
+      this.tls = {
+        upgrade: (c) => {
+          if (!this.tlsNoticed) {
+            // gost users found this halves throughput between gost nodes (ginuerzh/gost#647).
+            this.tlsNoticed = true;
+            o.log.info(
+              `socks5 node ${o.addr} chose gost's TLS method: the hop is encrypted ` +
+                "(notls=true on either side turns it off)",
+            );
+          }
+          return tlsClient(c, cfg, o.addr, this.connectTimeout || 10_000);
+        },
+      };
+    }
     this.binder = new Socks5Binder(o); // remote forwarding (bind_client.ts)
     // UDP: `relay=udp` = standard UDP ASSOCIATE, other values = gost's UDP-TUN, unset = pick by
     // position in the chain (udp_connector.ts).
@@ -77,33 +98,34 @@ export class Socks5Connector implements Connector {
         mode: this.udpMode,
         nodeAddr: this.o.addr,
         timeout: this.connectTimeout || opts.timeout,
-        request: (bc, cmd, host, port) => this.request(conn, bc, cmd, host, port),
+        request: (bc, cmd, host, port, tls) => this.request(conn, bc, cmd, host, port, tls),
         log: this.o.log,
       });
     }
     const { host, port } = splitHostPort(address);
-    const bc = new BufferedConn(conn);
-    await withDeadline(
+    const r = await withDeadline(
       conn,
       this.connectTimeout || opts.timeout,
       "socks5 handshake",
-      () => this.request(conn, bc, Cmd.Connect, host, port),
+      () => this.request(conn, new BufferedConn(conn), Cmd.Connect, host, port, true),
     );
-    return bc;
+    return r.bc;
   }
 
   /**
-   * Method negotiation (no-auth, or user/pass when the node has credentials) and one request;
-   * resolves with the address in a successful reply, throws DialError otherwise.
+   * Method negotiation (no-auth, user/pass when the node has credentials, and gost's TLS
+   * methods when `tls`) and one request; resolves with the address in a successful reply and
+   * the stream to go on with (inside TLS when it was negotiated), throws DialError otherwise.
    */
   private async request(
-    conn: Conn,
-    bc: BufferedConn,
+    c: Conn,
+    b: BufferedConn,
     cmd: number,
     host: string,
     port: number,
-  ): Promise<SocksAddr> {
-    await negotiate(conn, bc, this.o.auth);
+    tls = false,
+  ): Promise<{ addr: SocksAddr; bc: BufferedConn }> {
+    const { conn, bc } = await negotiate(c, b, this.o.auth, tls ? this.tls : undefined);
     const addr = encodeAddr(host, port);
     const req = new Uint8Array(3 + addr.length);
     req.set([VERSION, cmd, 0]);
@@ -118,7 +140,8 @@ export class Socks5Connector implements Connector {
         joinHostPort(host, port),
       );
     }
-    return await readAddr(bc); // the bound address (the UDP relay for UDP ASSOCIATE)
+    // The bound address (the UDP relay for UDP ASSOCIATE).
+    return { addr: await readAddr(bc), bc };
   }
 }
 

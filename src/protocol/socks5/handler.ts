@@ -5,6 +5,8 @@
  * later step and answered with a general failure), plus gost's extensions for remote
  * forwarding: MUX-BIND (0xF2, mbind.ts) and UDP-TUN (0xF3, udp_tun_server.ts).
  */
+import { lazyServerTLS } from "../../transport/tls/config.ts";
+import { TLSServer } from "../../transport/tls/server.ts";
 import { BufferedConn } from "../../core/bufconn.ts";
 import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
 import { withDeadline } from "../../core/deadline.ts";
@@ -47,9 +49,16 @@ export class Socks5Handler implements Handler {
   private readonly enableBind: boolean;
   private readonly udp: UdpAssociateOptions;
   private readonly mbind: MuxBindOptions;
+  /** gost's TLS methods (0x80/0x82); undefined with `notls=true`. */
+  private readonly tls?: () => Promise<TLSServer>;
 
   constructor(private readonly o: HandlerOptions) {
     const p = o.params;
+    if (!p.bool("notls", false)) {
+      const cfg = lazyServerTLS(p, o.log);
+      let server: Promise<TLSServer> | undefined;
+      this.tls = () => server ??= cfg().then((c) => new TLSServer(c));
+    }
     // gost treats a zero or negative readTimeout as "use the default".
     const rt = p.duration("readTimeout", 15_000);
     this.readTimeout = rt > 0 ? rt : 15_000;
@@ -84,15 +93,16 @@ export class Socks5Handler implements Handler {
   }
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
-    const bc = conn instanceof BufferedConn ? conn : new BufferedConn(conn);
+    let bc = conn instanceof BufferedConn ? conn : new BufferedConn(conn);
     const client = addrString(bc.remoteAddr);
     let req: Request | null;
     try {
-      req = await withDeadline(
-        bc,
+      const raw = bc;
+      [req, bc] = await withDeadline(
+        raw,
         this.readTimeout,
         "socks5 handshake",
-        () => this.handshake(bc, ctx.log),
+        () => this.handshake(raw, ctx.log),
       );
     } catch (e) {
       ctx.log.debug(`socks5 handshake from ${client} failed: ${errMsg(e)}`);
@@ -177,7 +187,10 @@ export class Socks5Handler implements Handler {
    * Method negotiation, optional user/pass, and the request. Returns null when the client was
    * turned away (the reply that applies is already written); throws on malformed input.
    */
-  private async handshake(bc: BufferedConn, log: Logger): Promise<Request | null> {
+  private async handshake(
+    bc: BufferedConn,
+    log: Logger,
+  ): Promise<[Request | null, BufferedConn]> {
     const methods = await readGreeting(bc);
     const method = this.selectMethod(methods);
     await writeAll(bc, encodeMethodReply(method));
@@ -187,9 +200,15 @@ export class Socks5Handler implements Handler {
           this.o.auther ? " (authentication is required)" : ""
         }`,
       );
-      return null;
+      return [null, bc];
     }
-    if (method === Method.UserPass) {
+    if (method === Method.Tls || method === Method.TlsAuth) {
+      // gost's extension: the rest of the conversation runs inside TLS on this socket.
+      const tls = await (await this.tls!()).handshake(bc, 0);
+      bc = new BufferedConn(tls);
+      log.debug(`socks5: TLS method 0x${method.toString(16)} negotiated`);
+    }
+    if (method === Method.UserPass || method === Method.TlsAuth) {
       // A bad sub-negotiation version still gets a failure status before the close.
       if ((await bc.peek(1))[0] !== USERPASS_VERSION) {
         await writeAll(bc, encodeUserPassReply(false)).catch(() => {});
@@ -205,11 +224,11 @@ export class Socks5Handler implements Handler {
       await writeAll(bc, encodeUserPassReply(ok));
       if (!ok) {
         log.info(`socks5: authentication failed for user "${creds.username}"`);
-        return null;
+        return [null, bc];
       }
     }
     try {
-      return await readRequest(bc);
+      return [await readRequest(bc), bc];
     } catch (e) {
       if (e instanceof SocksAddrError && e.reason !== "truncated") {
         // Unknown ATYP → 0x08; an empty domain name names no host → general failure.
@@ -221,13 +240,16 @@ export class Socks5Handler implements Handler {
   }
 
   /**
-   * Picks a method: user/pass when authentication is required; otherwise no-auth, or user/pass
-   * for a client that offers only that. gost's TLS methods (0x80/0x82) are not offered yet.
+   * Picks a method as gost v3 does: with authentication, TLS-AUTH (0x82) when offered, else
+   * user/pass; without, TLS (0x80) when offered, else no-auth, or user/pass for a client that
+   * offers only that. `notls=true` leaves the TLS methods out.
    */
   private selectMethod(offered: Uint8Array): number {
     if (this.o.auther) {
+      if (this.tls && offered.includes(Method.TlsAuth)) return Method.TlsAuth;
       return offered.includes(Method.UserPass) ? Method.UserPass : Method.NoAcceptable;
     }
+    if (this.tls && offered.includes(Method.Tls)) return Method.Tls;
     if (offered.includes(Method.NoAuth)) return Method.NoAuth;
     if (offered.includes(Method.UserPass)) return Method.UserPass;
     return Method.NoAcceptable;

@@ -54,8 +54,17 @@ export interface AssociateOptions {
   nodeAddr: string;
   /** Handshake deadline in ms (0 = none). */
   timeout: number;
-  /** Negotiates and sends one request; resolves with the reply's address. */
-  request(bc: BufferedConn, cmd: number, host: string, port: number): Promise<SocksAddr>;
+  /**
+   * Negotiates and sends one request (inside gost's TLS method when `tls` and the server picks
+   * it); resolves with the reply's address and the stream to go on with.
+   */
+  request(
+    bc: BufferedConn,
+    cmd: number,
+    host: string,
+    port: number,
+    tls?: boolean,
+  ): Promise<{ addr: SocksAddr; bc: BufferedConn }>;
   log: Logger;
 }
 
@@ -123,7 +132,7 @@ export async function associateUDP(
       conn,
       o.timeout,
       "socks5 UDP ASSOCIATE",
-      () => o.request(bc, Cmd.UdpAssociate, "0.0.0.0", 0),
+      async () => (await o.request(bc, Cmd.UdpAssociate, "0.0.0.0", 0)).addr,
     );
     let ip = bound.host;
     if (ip === "0.0.0.0" || ip === "::" || ip === "") ip = normalizeIP(conn.remoteAddr.hostname);
@@ -250,12 +259,12 @@ class SocksUdpConn implements Conn {
 
 /** Opens a UDP-TUN (0xF3, associate mode: port 0) on `conn`. */
 async function udpTun(conn: Conn, host: string, port: number, o: AssociateOptions) {
-  const bc = new BufferedConn(conn);
-  await withDeadline(
+  // The datagrams follow inside gost's TLS method when the server picks it.
+  const { bc } = await withDeadline(
     conn,
     o.timeout,
     "socks5 UDP-TUN",
-    () => o.request(bc, CMD_UDP_TUN, "0.0.0.0", 0),
+    () => o.request(new BufferedConn(conn), CMD_UDP_TUN, "0.0.0.0", 0, true),
   );
   o.log.debug(`socks5 UDP-TUN for ${joinHostPort(host, port)}`);
   return new UdpTunConn(bc, host, port);

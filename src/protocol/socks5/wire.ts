@@ -16,6 +16,10 @@ export const Method = {
   NoAuth: 0x00,
   GSSAPI: 0x01,
   UserPass: 0x02,
+  /** gost: TLS handshake on the socket right after the method reply, the request inside. */
+  Tls: 0x80,
+  /** gost: TLS, then RFC 1929 user/pass inside it. */
+  TlsAuth: 0x82,
   NoAcceptable: 0xff,
 } as const;
 

@@ -106,3 +106,32 @@ export function clientTLSFromParams(p: Params): ClientTLS {
     key: keyFile ? readPem(p, keyFile, "key") : undefined,
   };
 }
+
+/**
+ * Reads the certificate parameters now (so unknown ones are caught at start-up) and loads or
+ * generates the certificate on first use: for protocols that only sometimes need TLS (SOCKS5's
+ * gost methods 0x80/0x82), so services that never negotiate it do not pay for it.
+ */
+export function lazyServerTLS(p: Params, log: Logger): () => Promise<ServerTLS> {
+  const certFile = p.str(CERT_KEYS);
+  const keyFile = p.str(KEY_KEYS);
+  const caFile = p.str(CA_KEYS);
+  if (!!certFile !== !!keyFile) {
+    throw new ConfigError(`${p.where ? p.where + ": " : ""}cert= and key= go together`);
+  }
+  const fixed = certFile
+    ? { cert: readPem(p, certFile, "certificate"), key: readPem(p, keyFile!, "key") }
+    : undefined;
+  const ca = caFile ? readPem(p, caFile, "CA") : undefined;
+  let made: Promise<ServerTLS> | undefined;
+  return () =>
+    made ??= (async () => {
+      if (fixed) return { ...fixed, ca };
+      const local = readDefaultPair();
+      if (local) {
+        log.debug("tls: using cert.pem and key.pem from the working directory");
+        return { ...local, ca };
+      }
+      return { ...(await selfSignedCert()), ca };
+    })();
+}
