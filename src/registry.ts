@@ -40,7 +40,30 @@ export interface HandlerOptions {
   /** The same targets as a group with the forwarder's selector (strategy, fail filter). */
   forwarder?: NodeGroup<Target>;
   log: Logger;
+  /** The service's listener type (`tcp`, `tls`, `wss`, …): handlers may skip their own encryption. */
+  transport?: string;
 }
+
+/**
+ * Transports that already encrypt the stream: over them gost's SOCKS5 TLS methods would only
+ * add a second TLS layer (gost does stack them; dost does not).
+ */
+export const ENCRYPTED_TRANSPORTS = new Set([
+  "tls",
+  "mtls",
+  "wss",
+  "mwss",
+  "h2",
+  "grpc",
+  "http2",
+  "quic",
+  "http3",
+  "h3",
+  "wt",
+  "dtls",
+  "ssh",
+  "sshd",
+]);
 
 export interface ListenerOptions {
   service: string;
@@ -106,6 +129,8 @@ export interface NodeOptions {
   params: Params;
   auth?: { username: string; password?: string };
   log: Logger;
+  /** The node's dialer type (`tcp`, `tls`, `wss`, …): connectors may skip their own encryption. */
+  transport?: string;
 }
 
 export type HandlerFactory = (o: HandlerOptions) => Handler;

@@ -232,3 +232,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "socks5 TLS methods: not stacked on a transport that already encrypts (socks5+tls)",
+  ...IT,
+  fn: async () => {
+    const origin = startOrigin();
+    const [a, b] = [freePort(), freePort()];
+    const server = await startDost(["-D", "-L", `socks5+tls://127.0.0.1:${b}`]);
+    const client = await startDost([
+      "-L",
+      `socks5://127.0.0.1:${a}`,
+      "-F",
+      `socks5+tls://127.0.0.1:${b}`,
+    ]);
+    try {
+      const r = await curl([
+        "--socks5-hostname",
+        `127.0.0.1:${a}`,
+        `http://localhost:${origin.port}/s`,
+      ]);
+      assertEquals(r.stdout, "hello /s", r.stderr);
+      await waitForLog(server, "socks5 connect");
+      assert(!server.logs().includes("TLS method"), server.logs());
+      assert(!client.logs().includes("TLS method"), client.logs());
+    } finally {
+      await client.stop();
+      await server.stop();
+      await origin.close();
+    }
+  },
+});

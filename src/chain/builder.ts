@@ -78,9 +78,9 @@ function buildNode(
   });
   const params = new Params(nodeMd, where);
   const log = new Logger(`${c.name}/${h.name}/${n.name}`);
-  const opts = { node: n.name, addr: n.addr, params, log };
   const dialerType = n.dialer?.type ?? "tcp";
   const connectorType = n.connector?.type ?? "http";
+  const opts = { node: n.name, addr: n.addr, params, log, transport: dialerType };
   const dialer = context(
     where,
     () => lookup(registry.dialers, "dialer", dialerType)({ ...opts, auth: n.dialer?.auth }),

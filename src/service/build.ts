@@ -188,6 +188,7 @@ async function buildService(
       params,
       auther,
       auth: s.handler?.auth,
+      transport: s.listener?.type ?? "tcp",
       router: guardRouter(router, access),
       targets: s.forwarder?.nodes?.map((n) => n.addr) ?? [],
       forwarder: forwarderGroup(s, where, log),

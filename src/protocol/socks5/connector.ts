@@ -12,6 +12,7 @@ import {
   type BindListener,
   type BindOptions,
   type Connector,
+  ENCRYPTED_TRANSPORTS,
   type NodeOptions,
   registerConnector,
 } from "../../registry.ts";
@@ -55,7 +56,8 @@ export class Socks5Connector implements Connector {
   private tlsNoticed = false;
   constructor(private readonly o: NodeOptions) {
     this.connectTimeout = o.params.duration("connectTimeout", 0);
-    if (!o.params.bool("notls", false)) {
+    // Not over a transport that already encrypts (a second TLS layer would only cost).
+    if (!o.params.bool("notls", false) && !ENCRYPTED_TRANSPORTS.has(o.transport ?? "tcp")) {
       const cfg = clientTLSFromParams(o.params);
       this.tls = {
         upgrade: (c) => {

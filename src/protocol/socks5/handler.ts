@@ -14,6 +14,7 @@ import { classifyNetError, ConfigError, errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { relay } from "../../core/relay.ts";
 import {
+  ENCRYPTED_TRANSPORTS,
   type HandleContext,
   type Handler,
   type HandlerOptions,
@@ -54,7 +55,8 @@ export class Socks5Handler implements Handler {
 
   constructor(private readonly o: HandlerOptions) {
     const p = o.params;
-    if (!p.bool("notls", false)) {
+    // Not over a transport that already encrypts (a second TLS layer would only cost).
+    if (!p.bool("notls", false) && !ENCRYPTED_TRANSPORTS.has(o.transport ?? "tcp")) {
       const cfg = lazyServerTLS(p, o.log);
       let server: Promise<TLSServer> | undefined;
       this.tls = () => server ??= cfg().then((c) => new TLSServer(c));
