@@ -75,6 +75,8 @@ export class OsslAead {
   private ctx: Deno.PointerValue;
   private readonly outl = new Int32Array(1);
   private readonly tag = new Uint8Array(TAG);
+  /** A key set by rekey(), applied with the next nonce in the same init call. */
+  private nextKey: Uint8Array | null = null;
 
   constructor(algo: OsslAlgo, key: Uint8Array, encrypt: boolean) {
     const lib = libcrypto();
@@ -97,8 +99,10 @@ export class OsslAead {
   /** Encrypts `plain` into `out` (plain.length + 16 bytes: ciphertext then tag). */
   seal(nonce: Uint8Array, plain: Uint8Array, out: Uint8Array): void {
     const lib = libcrypto()!, ctx = this.ctx, n = plain.length;
+    const key = this.nextKey;
+    this.nextKey = null;
     if (
-      lib.EVP_CipherInit_ex(ctx, null, null, null, nonce, -1) !== 1 ||
+      lib.EVP_CipherInit_ex(ctx, null, null, key, nonce, -1) !== 1 ||
       (n > 0 && lib.EVP_CipherUpdate(ctx, out, this.outl, plain, n) !== 1) ||
       lib.EVP_CipherFinal_ex(ctx, this.tag, this.outl) !== 1 ||
       lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, this.tag) !== 1
@@ -111,7 +115,9 @@ export class OsslAead {
     const lib = libcrypto()!, ctx = this.ctx, n = sealed.length - TAG;
     if (n < 0) return false;
     this.tag.set(sealed.subarray(n));
-    if (lib.EVP_CipherInit_ex(ctx, null, null, null, nonce, -1) !== 1) return false;
+    const key = this.nextKey;
+    this.nextKey = null;
+    if (lib.EVP_CipherInit_ex(ctx, null, null, key, nonce, -1) !== 1) return false;
     if (lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, this.tag) !== 1) return false;
     if (n > 0 && lib.EVP_CipherUpdate(ctx, out, this.outl, sealed.subarray(0, n), n) !== 1) {
       return false;
@@ -119,11 +125,13 @@ export class OsslAead {
     return lib.EVP_CipherFinal_ex(ctx, this.tag, this.outl) === 1;
   }
 
-  /** Switches to another key of the same size (per-packet subkeys reuse one context). */
+  /**
+   * Switches to another key of the same size (per-packet subkeys reuse one context). The key
+   * is installed together with the next nonce: one init call per packet instead of two. The
+   * caller keeps `key` unchanged until then.
+   */
   rekey(key: Uint8Array): void {
-    if (libcrypto()!.EVP_CipherInit_ex(this.ctx, null, null, key, null, -1) !== 1) {
-      throw new Error("EVP_CipherInit_ex (rekey) failed");
-    }
+    this.nextKey = key;
   }
 
   /** Frees the context now (it is also freed when garbage-collected). */
