@@ -20,6 +20,8 @@
  *  g. access rules: conn/s with 10k users, 10k bypass entries and 5k permissions loaded.
  *  h. Shadowsocks: iperf3 through dost, shadowsocks-libev and v2ray client → server pairs per
  *     AEAD cipher (throughput and per CPU-second), and ssu datagrams/s through UDP pairs.
+ *  i. transports: iperf3 through dost client → server pairs over plain TCP and TLS (socks5,
+ *     relay), and 100 parallel streams over one mwss session against 100 wss connections.
  *
  * Prints a table and the ratios against the targets, and writes the numbers as JSON to .bench/.
  * Missing peers print "skipped (not installed)"; a dost protocol whose handler is not there yet
@@ -29,7 +31,7 @@
  * run; the other runs are listed beside it.
  *
  * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
- *          --only=throughput,conns,idle,udp,chain,limit,access,ss   --rounds=N
+ *          --only=throughput,conns,idle,udp,chain,limit,access,ss,transports   --rounds=N
  */
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -329,6 +331,7 @@ const results: Record<string, Result[]> = {
   access: [],
   ss: [],
   ssu: [],
+  transports: [],
 };
 
 async function runCmd(
@@ -1230,6 +1233,20 @@ function report(): string {
     "≥ 1.00",
     (v) => v >= 1,
   ]);
+  for (
+    const [a, b, t] of [
+      ["socks5+tls pair", "socks5 pair, plain TCP", 0.8],
+      ["relay+tls pair", "relay pair, plain TCP", 0.8],
+      ["mwss, 100 streams", "wss, 100 connections", 0.7],
+    ] as const
+  ) {
+    rows.push([
+      `${a} ÷ ${b}`,
+      ratio(get("transports", a), get("transports", b)),
+      `≥ ${t.toFixed(2)}`,
+      (v) => v >= t,
+    ]);
+  }
   rows.push([
     "conn/s with 25k rules ÷ without (< 5% slower)",
     ratio(get("access", ACCESS_LOADED), get("access", ACCESS_PLAIN)),
@@ -1255,6 +1272,16 @@ function report(): string {
     );
     for (const r of results.ssu) {
       fmtRow(r, 0, [fmt(r.extra?.usPerDatagram as number | undefined, 1)]);
+    }
+  }
+
+  if (results.transports.length) {
+    head(
+      `i. Transport pairs (best of ${ROUNDS}), iperf3 -t ${IPERF_SECS} via proxychains4 → dost client → dost server`,
+      ["Gbit/s", "Gbit/CPU-s"],
+    );
+    for (const r of results.transports) {
+      fmtRow(r, 2, [fmt(r.extra?.gbitPerCpuSec as number | undefined, 2)]);
     }
   }
 
@@ -1520,6 +1547,125 @@ async function ssBench(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// i. Stream transports: iperf3 (under proxychains4) through dost client → server pairs over
+// plain TCP, TLS and WebSocket; and 100 parallel iperf3 streams over one mwss session against
+// 100 separate wss connections.
+
+const TRANSPORT_PAIRS: { name: string; client: string; server: string; parallel?: number }[] = [
+  {
+    name: "socks5 pair, plain TCP",
+    client: "socks5://H:S?notls=true",
+    server: "socks5://H:S?notls=true",
+  },
+  { name: "socks5+tls pair", client: "socks5+tls://H:S", server: "socks5+tls://H:S" },
+  { name: "relay pair, plain TCP", client: "relay://H:S", server: "relay://H:S" },
+  { name: "relay+tls pair", client: "relay+tls://H:S", server: "relay+tls://H:S" },
+  {
+    name: "wss, 100 connections",
+    client: "socks5+wss://H:S",
+    server: "socks5+wss://H:S",
+    parallel: 100,
+  },
+  {
+    name: "mwss, 100 streams",
+    client: "socks5+mwss://H:S",
+    server: "socks5+mwss://H:S",
+    parallel: 100,
+  },
+];
+
+/** iperf3 -P `parallel` (JSON: the summed receive rate) through a SOCKS5 proxy. */
+async function iperfParallel(port: number, via: number, parallel: number): Promise<number> {
+  const client = [
+    "-c",
+    HOST,
+    "-p",
+    String(port),
+    "-t",
+    String(IPERF_SECS),
+    "-P",
+    String(parallel),
+    "-J",
+  ];
+  const out = await runCmd(
+    "proxychains4",
+    ["-q", "-f", proxychainsConf("socks5", via), "iperf3", ...client],
+    (IPERF_SECS + 60) * 1000,
+  );
+  let j: any;
+  try {
+    j = JSON.parse(out.stdout);
+  } catch {
+    throw new Error(
+      `iperf3 gave no JSON (exit ${out.code}): ${(out.stderr || out.stdout).trim().slice(-200)}`,
+    );
+  }
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j.end.sum_received.bits_per_second;
+}
+
+async function transportBench(): Promise<void> {
+  if (!have("iperf3") || !have("proxychains4")) {
+    for (const t of TRANSPORT_PAIRS) {
+      results.transports.push({
+        name: t.name,
+        unit: "Gbit/s",
+        note: "skipped (iperf3/proxychains4)",
+      });
+    }
+    return;
+  }
+  const iperfPort = freePort();
+  const server = spawn("iperf3 -s", "iperf3", ["-s", "-B", HOST, "-p", String(iperfPort)]);
+  await waitPort(iperfPort, server);
+  console.error(`transport pairs (iperf3 -t ${IPERF_SECS}, ${ROUNDS} rounds):`);
+  try {
+    await measureRows(
+      "transports",
+      "Gbit/s",
+      TRANSPORT_PAIRS.map((t) => ({
+        name: t.name,
+        run: async () => {
+          const sPort = freePort(), cPort = freePort();
+          const at = (u: string) => u.replace("H:S", `${HOST}:${sPort}`);
+          const srv = spawn(`dost ${t.name} server`, Deno.execPath(), [
+            "run",
+            ...DOST_PERMS,
+            "main.ts",
+            "-L",
+            at(t.server),
+          ]);
+          const cli = spawn(`dost ${t.name} client`, Deno.execPath(), [
+            "run",
+            ...DOST_PERMS,
+            "main.ts",
+            "-L",
+            `socks5://${HOST}:${cPort}?notls=true`,
+            "-F",
+            at(t.client),
+          ]);
+          try {
+            await waitPort(sPort, srv);
+            await waitPort(cPort, cli);
+            const cpu0 = cpuSecs(srv.pid) + cpuSecs(cli.pid);
+            const bps = t.parallel
+              ? await iperfParallel(iperfPort, cPort, t.parallel)
+              : await iperf(iperfPort, { kind: "socks5", port: cPort });
+            const cpu = cpuSecs(srv.pid) + cpuSecs(cli.pid) - cpu0;
+            return { value: bps / 1e9, extra: { gbitPerCpuSec: bps * IPERF_SECS / 1e9 / cpu } };
+          } finally {
+            await Promise.all([srv.stop(), cli.stop()]);
+          }
+        },
+      })),
+      (v) => `${v.toFixed(2)} Gbit/s`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // g. access rules: connection setup with 10,000 users, 10,000 bypass entries, 5,000 permissions
 
 const ACCESS_RULES = 10_000;
@@ -1609,6 +1755,7 @@ try {
   if (want("chain")) await chainThroughput();
   if (want("limit")) await limitBench();
   if (want("ss")) await ssBench();
+  if (want("transports")) await transportBench();
   if (want("access")) {
     const echo = await startEcho(true);
     try {
