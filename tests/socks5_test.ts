@@ -455,25 +455,71 @@ Deno.test({
   },
 });
 
+/** One UDP ASSOCIATE through dost on `port`: datagrams to the echo come back, per hop kind. */
+async function udpThrough(port: number, echoPort: number, text: string): Promise<string> {
+  const { conn, reply } = await socksRequest(port, 3, v4("0.0.0.0", 0));
+  assertEq(reply.rep, 0, "UDP ASSOCIATE reply");
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const pkt = Uint8Array.of(
+      0,
+      0,
+      0,
+      ...v4("127.0.0.1", echoPort),
+      ...new TextEncoder().encode(text),
+    );
+    let got = "";
+    const rx = (async () => {
+      const [d] = await sock.receive();
+      got = dec.decode(d.subarray(10)); // RSV RSV FRAG + IPv4 address header
+    })().catch(() => {});
+    for (let i = 0; i < 5 && !got; i++) {
+      await sock.send(pkt, { transport: "udp", hostname: "127.0.0.1", port: reply.port });
+      await guard(Promise.race([rx, new Promise((r) => setTimeout(r, 1000))]), 5000, "udp echo");
+    }
+    return got;
+  } finally {
+    sock.close();
+    conn.close();
+  }
+}
+
 Deno.test({
-  name: "socks5: UDP ASSOCIATE and BIND through a chain are refused with 0x01 (not yet)",
+  name: "socks5: UDP ASSOCIATE through a chain (socks5 hop, ssu hop); BIND through one is refused",
   ...IT,
   async fn() {
-    const port = freePort();
-    // The chain node is never dialled: both commands are refused before any routing.
-    const dost = await startDost([
-      "-L",
-      `socks5://127.0.0.1:${port}?udp=true&bind=true`,
-      "-F",
-      `http://127.0.0.1:${freePort()}`,
-    ]);
+    const echo = startUdpEcho();
+    const [front, hop, ssuFront, ssu] = [freePort(), freePort(), freePort(), freePort()];
+    const procs = [];
     try {
-      assertEq(await replyCode(port, 3, v4("0.0.0.0", 0)), 1, "udp via chain");
-      assertEq(await replyCode(port, 2, v4("0.0.0.0", 0)), 1, "bind via chain");
-      await waitLog(dost.logs, /UDP through a chain is not supported yet/, "udp warn");
+      procs.push(await startDost(["-L", `socks5://127.0.0.1:${hop}?udp=true`]));
+      procs.push(await startDost(["-L", `ssu://aes-128-gcm:pw@127.0.0.1:${ssu}`], { services: 1 }));
+      const dost = await startDost([
+        "-L",
+        `socks5://127.0.0.1:${front}?udp=true&bind=true`,
+        "-F",
+        `socks5://127.0.0.1:${hop}`,
+      ]);
+      procs.push(dost);
+      procs.push(
+        await startDost([
+          "-L",
+          `socks5://127.0.0.1:${ssuFront}?udp=true`,
+          "-F",
+          `ssu://aes-128-gcm:pw@127.0.0.1:${ssu}`,
+        ]),
+      );
+      assertEq(
+        await udpThrough(front, echo.port, "via socks5 hop"),
+        "via socks5 hop",
+        "socks5 hop",
+      );
+      assertEq(await udpThrough(ssuFront, echo.port, "via ssu hop"), "via ssu hop", "ssu hop");
+      assertEq(await replyCode(front, 2, v4("0.0.0.0", 0)), 1, "bind via chain");
       await waitLog(dost.logs, /BIND through a chain is not supported yet/, "bind warn");
     } finally {
-      await dost.stop();
+      for (const p of procs) await p.stop();
+      echo.close();
     }
   },
 });

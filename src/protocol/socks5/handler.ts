@@ -122,11 +122,13 @@ export class Socks5Handler implements Handler {
         if (!this.enableUdp) {
           return await this.refuse(bc, "UDP relay is disabled (udp=true enables it)", ctx.log);
         }
-        if (this.o.router.hasChain) {
-          ctx.log.warn("socks5: UDP through a chain is not supported yet");
-          return await this.reply(bc, Rep.Failure);
-        }
-        return await serveUdpAssociate(bc, req, { ...this.udp, allow: this.allow("udp") }, ctx.log);
+        // Through a chain, each target gets a UDP path from the router (its last hop must
+        // carry UDP: SOCKS5, relay, ssu, …); otherwise the association has its own sockets.
+        return await serveUdpAssociate(bc, req, {
+          ...this.udp,
+          allow: this.allow("udp"),
+          dialUDP: this.o.router.hasChain ? (t) => this.o.router.dialUDP(t) : undefined,
+        }, ctx.log);
       case Cmd.Bind:
         if (!this.enableBind) {
           return await this.refuse(bc, "BIND is disabled (bind=true enables it)", ctx.log);

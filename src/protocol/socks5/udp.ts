@@ -11,7 +11,7 @@ import { joinHostPort } from "../../core/conn.ts";
 import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
 import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { ipVersion, normalizeIP } from "../socks/addr.ts";
+import { encodeAddr, ipVersion, normalizeIP } from "../socks/addr.ts";
 import type { HostResolver } from "../../core/resolve.ts";
 import { decodeUdpDatagram, encodeReply, Rep, type Request, writeUdpHeader } from "./wire.ts";
 
@@ -30,7 +30,15 @@ export interface UdpAssociateOptions {
   resolver: HostResolver;
   /** The service's bypass/permissions for a datagram's target (`host:port`); absent = all. */
   allow?: (target: string) => boolean;
+  /**
+   * With a chain: opens a UDP path to one target through it (a message-preserving Conn); the
+   * association then keeps one per target instead of its own outgoing sockets.
+   */
+  dialUDP?: (target: string) => Promise<Conn>;
 }
+
+/** Targets one association may reach through a chain at once; datagrams for more are dropped. */
+const MAX_CHAIN_TARGETS = 256;
 
 /** Room before the payload for the largest reply header (RSV FRAG ATYP IPv6 PORT = 22 bytes). */
 const MAX_REPLY_HEADER = 22;
@@ -127,6 +135,8 @@ class Association {
   private out4?: Datagram;
   private out6?: Datagram;
   private readonly outLoops: Promise<void>[] = [];
+  /** Through a chain: one UDP path per target (`host:port`), opened on first use. */
+  private readonly paths = new Map<string, Promise<Conn | null>>();
   private closed = false;
 
   constructor(
@@ -164,6 +174,7 @@ class Association {
     closeQuietly(this.sock);
     closeQuietly(this.out4);
     closeQuietly(this.out6);
+    for (const p of this.paths.values()) void p.then(closeQuietly);
   }
 
   /** Client → targets: check the source, strip the header, resolve, send. */
@@ -193,6 +204,15 @@ class Association {
         this.log.debug(`udp associate: datagram to ${d.addr.host}:${d.addr.port} not allowed`);
         continue;
       }
+      if (this.o.dialUDP) {
+        await this.viaChain(
+          joinHostPort(d.addr.host, d.addr.port),
+          d.addr.host,
+          d.addr.port,
+          d.data,
+        );
+        continue;
+      }
       let ip: string;
       try {
         ip = await this.o.resolver.resolve(d.addr.host);
@@ -209,6 +229,65 @@ class Association {
         this.log.debug(`udp associate: send to ${d.addr.host}:${d.addr.port}: ${errMsg(e)}`);
       }
     }
+  }
+
+  /** Sends `data` to `target` on its path through the chain (opened on first use). */
+  private async viaChain(target: string, host: string, port: number, data: Uint8Array) {
+    let path = this.paths.get(target);
+    if (!path) {
+      if (this.paths.size >= MAX_CHAIN_TARGETS) {
+        this.log.debug(`udp associate: more than ${MAX_CHAIN_TARGETS} targets; ${target} dropped`);
+        return;
+      }
+      path = this.o.dialUDP!(target).then((c) => {
+        if (this.closed) {
+          closeQuietly(c);
+          return null;
+        }
+        this.outLoops.push(this.pathLoop(c, host, port));
+        return c;
+      }, (e) => {
+        this.log.warn(`udp associate: ${target}: ${errMsg(e)}`);
+        return null;
+      });
+      this.paths.set(target, path);
+    }
+    const c = await path;
+    if (!c) return;
+    try {
+      await c.write(data.slice()); // the receive buffer is reused
+      this.sent++;
+    } catch (e) {
+      if (!this.closed) this.log.debug(`udp associate: send to ${target}: ${errMsg(e)}`);
+    }
+  }
+
+  /** Replies on one chain path → the client, with a header naming the target as the source. */
+  private async pathLoop(c: Conn, host: string, port: number): Promise<void> {
+    const buf = new Uint8Array(65535);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await c.read(buf);
+      } catch {
+        n = null;
+      }
+      if (n === null || this.closed) break;
+      const client = this.client;
+      if (!client) continue;
+      const hdr = encodeReplyHeader(host, port);
+      const out = new Uint8Array(hdr.length + n);
+      out.set(hdr);
+      out.set(buf.subarray(0, n), hdr.length);
+      try {
+        await this.sock.send(out, client);
+        this.received++;
+      } catch (e) {
+        if (this.closed) break;
+        this.log.debug(`udp associate: send to client ${addrString(client)}: ${errMsg(e)}`);
+      }
+    }
+    closeQuietly(c);
   }
 
   /** Source filter: the control connection's IP, the named port, then the first sender only. */
@@ -272,4 +351,12 @@ class Association {
       }
     }
   }
+}
+
+/** The SOCKS5 UDP header (RSV RSV FRAG=0 + address) for a datagram from `host:port`. */
+function encodeReplyHeader(host: string, port: number): Uint8Array {
+  const addr = encodeAddr(host, port);
+  const h = new Uint8Array(3 + addr.length);
+  h.set(addr, 3);
+  return h;
 }
