@@ -22,6 +22,7 @@
  *     AEAD cipher (throughput and per CPU-second), and ssu datagrams/s through UDP pairs.
  *  i. transports: iperf3 through dost client → server pairs over plain TCP and TLS (socks5,
  *     relay), and 100 parallel streams over one mwss session against 100 wss connections.
+ *  j. AEAD backends: MB/s sealing 16 KiB chunks with OpenSSL (FFI) and node:crypto.
  *
  * Prints a table and the ratios against the targets, and writes the numbers as JSON to .bench/.
  * Missing peers print "skipped (not installed)"; a dost protocol whose handler is not there yet
@@ -31,7 +32,7 @@
  * run; the other runs are listed beside it.
  *
  * Options: --quick (1 s iperf3 runs, 1 s conn runs, 1 round, 1,000 idle tunnels: a smoke test),
- *          --only=throughput,conns,idle,udp,chain,limit,access,ss,transports   --rounds=N
+ *          --only=throughput,conns,idle,udp,chain,limit,access,ss,transports,aead   --rounds=N
  */
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -332,6 +333,7 @@ const results: Record<string, Result[]> = {
   ss: [],
   ssu: [],
   transports: [],
+  aead: [],
 };
 
 async function runCmd(
@@ -1285,6 +1287,11 @@ function report(): string {
     }
   }
 
+  if (results.aead.length) {
+    head(`j. AEAD backends (best of ${ROUNDS}): sealing 16 KiB chunks in one process`, ["MB/s"]);
+    for (const r of results.aead) fmtRow(r, 0, []);
+  }
+
   lines.push("", "Ratios (dost ÷ peer)");
   lines.push(`  ${"".padEnd(44)}${"ratio".padStart(8)}${"target".padStart(10)}  verdict`);
   for (const [name, v, target, ok] of rows) {
@@ -1666,6 +1673,43 @@ async function transportBench(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// j. AEAD backends: MB/s sealing 16 KiB Shadowsocks chunks, in this process, for each backend
+// dost can pick at start-up (OpenSSL through FFI, node:crypto): the figures behind the choice.
+
+async function aeadBench(): Promise<void> {
+  const { newAead } = await import("../../src/crypto/aead.ts");
+  const { libcrypto } = await import("../../ffi/libcrypto.ts");
+  const backends = libcrypto() ? ["openssl", "node"] as const : ["node"] as const;
+  const algos = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"] as const;
+  const rows = backends.flatMap((b) => algos.map((a) => ({ b, a })));
+  await measureRows(
+    "aead",
+    "MB/s",
+    rows.map(({ b, a }) => ({
+      name: `${b} ${a}`,
+      run: () => {
+        const key = new Uint8Array(a === "aes-128-gcm" ? 16 : 32);
+        const seal = newAead(a, key, true, b);
+        const plain = new Uint8Array(16383),
+          out = new Uint8Array(16383 + 16),
+          nonce = new Uint8Array(12);
+        const until = performance.now() + (quick ? 300 : 1000);
+        let n = 0;
+        while (performance.now() < until) {
+          for (let i = 0; i < 16; i++, n++) {
+            nonce[0] = n;
+            seal.seal(nonce, plain, out);
+          }
+        }
+        const secs = (performance.now() - until + (quick ? 300 : 1000)) / 1000;
+        return Promise.resolve({ value: n * 16383 / secs / 1e6 });
+      },
+    })),
+    (v) => `${v.toFixed(0)} MB/s`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // g. access rules: connection setup with 10,000 users, 10,000 bypass entries, 5,000 permissions
 
 const ACCESS_RULES = 10_000;
@@ -1756,6 +1800,7 @@ try {
   if (want("limit")) await limitBench();
   if (want("ss")) await ssBench();
   if (want("transports")) await transportBench();
+  if (want("aead")) await aeadBench();
   if (want("access")) {
     const echo = await startEcho(true);
     try {
