@@ -24,6 +24,9 @@ PEERS=(
   bind9-dnsutils:dig
   redis-server:redis-server
   squid:squid
+  shadowsocks-libev:ss-server
+  v2ray:v2ray
+  knot-dnsutils:kdig
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
