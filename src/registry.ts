@@ -8,6 +8,7 @@ import type { Conn, Listener, PacketConn } from "./core/conn.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Params } from "./config/params.ts";
 import type { Auther } from "./access/auth.ts";
+import type { Bypass } from "./access/bypass.ts";
 import type { Router } from "./chain/router.ts";
 import type { Chain } from "./chain/chain.ts";
 import type { NodeGroup, Target } from "./chain/group.ts";
@@ -42,6 +43,16 @@ export interface HandlerOptions {
   log: Logger;
   /** The service's listener type (`tcp`, `tls`, `wss`, …): handlers may skip their own encryption. */
   transport?: string;
+  /**
+   * The service's bypass, for handlers that match names rather than dial targets (the DNS proxy
+   * answers a bypassed query name itself); dials are already checked by the router.
+   */
+  bypass?: Bypass;
+  /**
+   * `router` without the bypass/permissions checks, for handlers whose own dials are not client
+   * targets (the DNS proxy's upstream queries; gost checks its bypass on query names only).
+   */
+  rawRouter?: Router;
 }
 
 /**

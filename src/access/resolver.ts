@@ -149,6 +149,11 @@ export class NameResolution implements NameLookup {
     private readonly o: { hosts?: HostMapper; resolver?: Resolver; prefer?: Prefer; log?: Logger },
   ) {}
 
+  /** The hosts table alone (the DNS proxy answers A/AAAA from it without resolving). */
+  get hosts(): HostMapper | undefined {
+    return this.o.hosts;
+  }
+
   async lookup(host: string): Promise<string[] | null> {
     if (ipVersion(host) !== 0) return [normalizeIP(host)];
     const mapped = this.o.hosts?.lookup(host);

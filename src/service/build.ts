@@ -190,6 +190,8 @@ async function buildService(
       auth: s.handler?.auth,
       transport: s.listener?.type ?? "tcp",
       router: guardRouter(router, access),
+      bypass: access.bypass,
+      rawRouter: router,
       targets: s.forwarder?.nodes?.map((n) => n.addr) ?? [],
       forwarder: forwarderGroup(s, where, log),
       log,
