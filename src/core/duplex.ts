@@ -13,6 +13,8 @@ import { Duplex } from "node:stream";
 import { type Addr, closeQuietly, type Conn, writeAll } from "./conn.ts";
 
 const READ_SIZE = 65536;
+/** How long a Duplex destroyed while ending may still flush its writes and end. */
+const LINGER_MS = 5000;
 
 /**
  * Holds a `connToDuplex` pump back between reads: backpressure applied below a layered stream
@@ -40,11 +42,21 @@ export class FlowGate {
 }
 
 /**
- * Wraps a Conn as a Duplex. Destroying the Duplex closes the Conn. With `gate`, the pump waits
- * while the gate is closed.
+ * Wraps a Conn as a Duplex. Destroying the Duplex closes the Conn. `gate` is given for a
+ * TLSSocket on the Duplex: the pump waits while the gate is closed, and end()/destroy() wait
+ * for the TLSSocket's queued records (holdEndForTls).
  */
 export function connToDuplex(conn: Conn, gate?: FlowGate): Duplex {
   let reading = false;
+  let writing = 0; // writes handed to the Conn and not yet done
+  let wrote: (() => void) | undefined; // wakes deferredEnd when a write is done
+  const written = (cb: (e?: Error | null) => void) => (e?: Error) => {
+    writing--;
+    cb(e);
+    const w = wrote;
+    wrote = undefined;
+    w?.();
+  };
   const d: Duplex = new Duplex({
     read() {
       if (reading) return;
@@ -52,11 +64,15 @@ export function connToDuplex(conn: Conn, gate?: FlowGate): Duplex {
       pump();
     },
     write(chunk: Uint8Array, _enc: string, cb: (e?: Error | null) => void) {
-      writeAll(conn, chunk).then(() => cb(), (e) => cb(e));
+      writing++;
+      const done = written(cb);
+      writeAll(conn, chunk).then(() => done(), done);
     },
     writev(chunks: { chunk: Uint8Array }[], cb: (e?: Error | null) => void) {
       const all = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
-      writeAll(conn, all).then(() => cb(), (e) => cb(e));
+      writing++;
+      const done = written(cb);
+      writeAll(conn, all).then(() => done(), done);
     },
     final(cb: (e?: Error | null) => void) {
       conn.closeWrite().then(() => cb(), () => cb());
@@ -68,6 +84,71 @@ export function connToDuplex(conn: Conn, gate?: FlowGate): Duplex {
     },
   });
   d.on("error", () => {}); // reported to whoever consumes the Duplex; never fatal here
+  if (gate) holdEndForTls();
+  /** Makes end() and destroy() wait for a TLSSocket on this Duplex (see the comments). */
+  function holdEndForTls(): void {
+    // Deno 2.9.6's TLSSocket over a Duplex writes its records from its own queue, one write at a
+    // time, each after the previous write's callback, while its end() ends this Duplex at once.
+    // When writes complete slowly (TLS or a mux stream below), end() overtook the queued
+    // records: application data and close_notify were lost ("write after end", thrown in a
+    // microtask). So end() here waits until no write is in flight and the writer had a turn
+    // (a macrotask) to queue its next record, then ends for real.
+    const realEnd = d.end.bind(d) as (...a: unknown[]) => Duplex;
+    let ending = false;
+    d.end = ((...args: unknown[]) => {
+      if (d.writableEnded || d.destroyed) return realEnd(...args);
+      if (ending) {
+        // A second end() (the TLSSocket's and closeWrite's) waits for the first one.
+        const cb = args.find((a) => typeof a === "function") as (() => void) | undefined;
+        if (cb) d.once("finish", () => cb());
+        return d;
+      }
+      ending = true;
+      deferredEnd(args);
+      return d;
+    }) as typeof d.end;
+    // The same TLSSocket reports its end done, and destroys this Duplex once both its sides are
+    // done, before its queued records went out. A destroy without an error after end() so lingers
+    // (at most LINGER_MS): the end finishes, and the Conn is read to its end, so that a peer
+    // whose layers below still send their close_notify / FIN does not meet a closed socket (a
+    // reset there lost the tail of the data it was still receiving).
+    const realDestroy = d.destroy.bind(d);
+    let lingering = false;
+    d.destroy = ((err?: Error, ...rest: unknown[]) => {
+      if (err || !ending || d.destroyed) return realDestroy(err, ...(rest as []));
+      if (lingering) return d; // DuplexConn.close() destroys it after the TLSSocket did
+      lingering = true;
+      let left = (d.writableFinished ? 0 : 1) + (d.readableEnded ? 0 : 1);
+      if (left === 0) return realDestroy();
+      const t = setTimeout(() => realDestroy(), LINGER_MS);
+      const step = () => {
+        if (--left > 0) return;
+        clearTimeout(t);
+        realDestroy();
+      };
+      const stop = () => {
+        clearTimeout(t);
+        realDestroy();
+      };
+      if (!d.writableFinished) d.once("finish", step);
+      if (!d.readableEnded) {
+        d.once("end", step);
+        gate?.open();
+        d.resume(); // nobody reads any more: drain to the end
+      }
+      d.once("error", stop);
+      return d;
+    }) as typeof d.destroy;
+    async function deferredEnd(args: unknown[]): Promise<void> {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 0));
+        if (d.destroyed) return;
+        if (writing === 0 && d.writableLength === 0) break;
+        if (writing > 0) await new Promise<void>((r) => (wrote = r));
+      }
+      realEnd(...args);
+    }
+  }
   async function pump(): Promise<void> {
     try {
       for (;;) {
@@ -201,8 +282,12 @@ export class DuplexConn implements Conn {
     return new Promise((resolve) =>
       this.stream.end(() => {
         const t = this.under?.transport;
-        if (t && !t.writableEnded) t.end();
-        resolve();
+        if (!t || t.writableFinished || t.destroyed) return resolve();
+        // The TLSSocket's end is reported before its records are written: resolve once the
+        // transport has ended too, so that a close() after closeWrite() finds it ending.
+        t.once("finish", () => resolve());
+        t.once("close", () => resolve());
+        t.end();
       })
     );
   }

@@ -115,3 +115,30 @@ Deno.test("tls: a client that sends nothing times out; one that closes fails at 
   c.close();
   await assertRejects(() => p, ProtocolError, "closed during the tls handshake");
 });
+
+Deno.test("tls: TLS over TLS over TLS, echo with half-close (1000 B and 4 MB)", async () => {
+  // The layers' records and close_notify were lost at the half-close ("write after end"), and
+  // a layer below closed its socket before the peer's close_notify arrived (a reset).
+  const srv = new TLSServer(await selfSignedCert());
+  for (const size of [1000, 4 << 20]) {
+    let [a, b]: [Conn, Conn] = await tcpPair();
+    for (let i = 0; i < 3; i++) {
+      [a, b] = await Promise.all([
+        tlsClient(a, { secure: false }, "127.0.0.1:443", 5000),
+        srv.handshake(b),
+      ]);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${size} B: no end of stream within 30 s`)),
+        30_000,
+      );
+    });
+    const [echoed, got] = await Promise.race([Promise.all([echo(b), pump(a, size)]), stuck])
+      .finally(() => clearTimeout(timer));
+    assertEquals([echoed, got], [size, size], `${size} B`);
+    a.close();
+    b.close();
+  }
+});
