@@ -11,6 +11,7 @@ import { type Conn } from "../../core/conn.ts";
 import { connToDuplex, DuplexConn, FlowGate } from "../../core/duplex.ts";
 import { settleHandshake } from "./settle.ts";
 import { osslTlsAvailable, OsslTlsServer } from "./openssl.ts";
+import { isNativeTcp } from "./client.ts";
 import type { ServerTLS } from "./config.ts";
 
 /** Handshake deadline of TLS listeners (gost's handlers allow 15 s for the first bytes). */
@@ -18,20 +19,23 @@ export const SERVER_HANDSHAKE_TIMEOUT = 15_000;
 
 /** A reusable server context: the certificate is parsed once per listener. */
 export class TLSServer {
-  private readonly ctx?: tls.SecureContext;
+  private readonly ctx: tls.SecureContext;
   private readonly requestCert: boolean;
-  /** OpenSSL through FFI when available (about twice node:tls's throughput, half the CPU). */
+  /**
+   * OpenSSL through FFI when available (about twice node:tls's throughput, half the CPU), for
+   * conns straight over TCP; tunnels keep node:tls (see client.ts).
+   */
   private readonly ossl?: OsslTlsServer;
 
   constructor(cfg: ServerTLS) {
     this.requestCert = cfg.ca !== undefined;
     if (osslTlsAvailable()) this.ossl = new OsslTlsServer(cfg);
-    else this.ctx = tls.createSecureContext({ cert: cfg.cert, key: cfg.key, ca: cfg.ca });
+    this.ctx = tls.createSecureContext({ cert: cfg.cert, key: cfg.key, ca: cfg.ca });
   }
 
   /** Runs the server handshake over `raw`; with `ca=`, a client without a valid cert fails. */
   handshake(raw: Conn, timeoutMs = SERVER_HANDSHAKE_TIMEOUT): Promise<Conn> {
-    if (this.ossl) return this.ossl.handshake(raw, timeoutMs);
+    if (this.ossl && isNativeTcp(raw)) return this.ossl.handshake(raw, timeoutMs);
     const gate = new FlowGate();
     const duplex = connToDuplex(raw, gate);
     const sock = new tls.TLSSocket(duplex, {
