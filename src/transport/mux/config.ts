@@ -25,13 +25,18 @@ export interface MuxConfig {
   acceptBacklog: number;
 }
 
-/** xtaci/smux's DefaultConfig (version 1, as gost uses unless told otherwise). */
+/**
+ * xtaci/smux's DefaultConfig (version 1, as gost uses unless told otherwise), except the frame
+ * size: dost sends frames of up to 65535 bytes (smux's 32768 default only bounds what a side
+ * sends; smux receivers, gost's included, take any 16-bit length). Fewer, larger frames moved
+ * ~17% more through one mwss session with 100 streams. `mux.maxFrameSize=32768` restores it.
+ */
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   version: 1,
   keepAliveDisabled: false,
   keepAliveInterval: 10_000,
   keepAliveTimeout: 30_000,
-  maxFrameSize: 32768,
+  maxFrameSize: 65535,
   maxReceiveBuffer: 4 * 1024 * 1024,
   maxStreamBuffer: 65536,
   acceptBacklog: 1024,
