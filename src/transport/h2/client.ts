@@ -3,17 +3,15 @@
  * HTTP/2 session per node, a new stream per proxied connection, a dead session replaced on the
  * next dial (the shape of the mux dialer in src/transport/mux/pool.ts).
  *
- * The chain calls `dial` then `handshake`. `dial` returns a handle on the node's live session
- * when there is one (no new socket), else a fresh TCP socket, and concurrent first dials wait
- * for the one session being made. `session()` (called from `handshake`) resolves the handle,
- * or layers TLS over the fresh socket and starts the session there.
+ * The sessions are kept by a SessionPool (src/chain/session_pool.ts), shared with the mux
+ * dialer; `session()` (called from `handshake`) resolves what `dial` returned.
  *
  * At hop 2+ the chain hands `handshake` a new tunnel stream every time, so such a session
  * carries exactly one stream and ends with it (`sole`).
  */
 import * as http2 from "node:http2";
-import { dialTCP } from "../../chain/direct.ts";
-import { type Addr, closeQuietly, type Conn } from "../../core/conn.ts";
+import { type PooledSession, SessionPool } from "../../chain/session_pool.ts";
+import { type Conn } from "../../core/conn.ts";
 import { connToDuplex } from "../../core/duplex.ts";
 import { DialError, errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -21,131 +19,42 @@ import { END_GRACE } from "./server.ts";
 import { H2_SETTINGS, tuneSession } from "./stream.ts";
 import type { ClientLayer } from "./tls.ts";
 
-/** Stands for a node's live session in the chain between `dial` and `handshake`. */
-export class H2SessionHandle implements Conn {
-  constructor(readonly session: http2.ClientHttp2Session, private readonly addrs: Addr[]) {}
-  get localAddr(): Addr {
-    return this.addrs[0];
-  }
-  get remoteAddr(): Addr {
-    return this.addrs[1];
-  }
-  read(): Promise<number | null> {
-    return Promise.reject(new Error("http2: session handle used as a stream"));
-  }
-  write(): Promise<number> {
-    return Promise.reject(new Error("http2: session handle used as a stream"));
-  }
-  closeWrite(): Promise<void> {
-    return Promise.resolve();
-  }
-  /** The session belongs to the dialer, not to one connection. */
-  close(): void {}
-}
-
 /** A session to use, and whether it was made for one stream only (hop 2+). */
-export interface SessionRef {
-  session: http2.ClientHttp2Session;
-  sole: boolean;
-  addrs: { localAddr: Addr; remoteAddr: Addr };
-}
-
-type Pending = { resolve: (s: SessionRef) => void; reject: (e: Error) => void };
+export type SessionRef = PooledSession<http2.ClientHttp2Session>;
 
 /** True while a session can take new streams. */
 export function usable(s: http2.ClientHttp2Session): boolean {
   return !s.closed && !s.destroyed && !(s as { goingAway?: boolean }).goingAway;
 }
 
+/** The HTTP/2 sessions of one dialer: one per node (see src/chain/session_pool.ts). */
 export class H2Pool {
-  private readonly sessions = new Map<string, SessionRef>();
-  private readonly making = new Map<string, Promise<SessionRef>>();
-  private readonly owned = new WeakMap<Conn, Pending>();
+  private readonly pool: SessionPool<http2.ClientHttp2Session>;
 
   /** `secure` picks the `https` scheme; `what` names the transport in logs and errors. */
-  constructor(
-    private readonly layer: ClientLayer,
-    private readonly secure: boolean,
-    private readonly log: Logger,
-    private readonly what: string,
-  ) {}
+  constructor(layer: ClientLayer, secure: boolean, log: Logger, what: string) {
+    this.pool = new SessionPool<http2.ClientHttp2Session>({
+      what,
+      start: async (conn, addr, timeout) =>
+        await connectH2(await layer(conn, addr, timeout), secure, addr, timeout),
+      alive: usable,
+      onEnd: (s, done) => void s.once("close", done),
+    }, log);
+  }
 
   /** The node's live session, if any. */
-  live(addr: string): SessionRef | undefined {
-    const s = this.sessions.get(addr);
-    return s && usable(s.session) ? s : undefined;
+  live(addr: string): { session: http2.ClientHttp2Session } | undefined {
+    const session = this.pool.live(addr);
+    return session ? { session } : undefined;
   }
 
-  async dial(addr: string, opts: { timeout: number }): Promise<Conn> {
-    for (;;) {
-      const live = this.live(addr);
-      if (live) return this.handle(live);
-      const making = this.making.get(addr);
-      if (making) {
-        try {
-          return this.handle(await making);
-        } catch {
-          continue; // that attempt failed: try (or wait for) another
-        }
-      }
-      let pending!: Pending;
-      const p = new Promise<SessionRef>((resolve, reject) => pending = { resolve, reject });
-      p.catch(() => {});
-      this.making.set(addr, p);
-      try {
-        const conn = await dialTCP(addr, opts.timeout);
-        this.owned.set(conn, pending);
-        return conn;
-      } catch (e) {
-        this.making.delete(addr);
-        pending.reject(e as Error);
-        throw e;
-      }
-    }
-  }
-
-  private handle(r: SessionRef): H2SessionHandle {
-    return new H2SessionHandle(r.session, [r.addrs.localAddr, r.addrs.remoteAddr]);
+  dial(addr: string, opts: { timeout: number }): Promise<Conn> {
+    return this.pool.dial(addr, opts);
   }
 
   /** The session `conn` (from `dial`, or a tunnel stream at hop 2+) leads to. */
-  async session(conn: Conn, opts: { addr: string; timeout: number }): Promise<SessionRef> {
-    if (conn instanceof H2SessionHandle) {
-      const addrs = { localAddr: conn.localAddr, remoteAddr: conn.remoteAddr };
-      if (usable(conn.session)) return { session: conn.session, sole: false, addrs };
-      this.log.debug(`${this.what} session to ${opts.addr} is gone, making a new one`);
-      return this.session(await this.dial(opts.addr, opts), opts);
-    }
-    const own = this.owned.get(conn);
-    this.owned.delete(conn);
-    let ref: SessionRef;
-    try {
-      const layered = await this.layer(conn, opts.addr, opts.timeout);
-      const session = await connectH2(layered, this.secure, opts.addr, opts.timeout);
-      ref = {
-        session,
-        sole: !own,
-        addrs: { localAddr: conn.localAddr, remoteAddr: conn.remoteAddr },
-      };
-    } catch (e) {
-      closeQuietly(conn);
-      if (own) {
-        this.making.delete(opts.addr);
-        own.reject(e as Error);
-      }
-      throw e;
-    }
-    if (own) {
-      this.sessions.set(opts.addr, ref);
-      this.making.delete(opts.addr);
-      own.resolve(ref);
-      this.log.debug(`${this.what} session to ${opts.addr} started`);
-      ref.session.once("close", () => {
-        if (this.sessions.get(opts.addr) === ref) this.sessions.delete(opts.addr);
-        this.log.debug(`${this.what} session to ${opts.addr} ended`);
-      });
-    }
-    return ref;
+  session(conn: Conn, opts: { addr: string; timeout: number }): Promise<SessionRef> {
+    return this.pool.session(conn, opts);
   }
 }
 
