@@ -5,7 +5,16 @@
  * which queries reached it, dost's debug log which were cache hits.
  */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { freePort, IT, needs, runDost, startDost, until, waitForLog } from "./lib/harness.ts";
+import {
+  freeDualPort,
+  freePort,
+  IT,
+  needs,
+  runDost,
+  startDost,
+  waitForLog,
+} from "./lib/harness.ts";
+import { startDnsmasq as dnsmasq } from "./lib/peers.ts";
 // @ts-types="npm:@types/dns-packet@5.6.5"
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
@@ -13,64 +22,15 @@ import { Buffer } from "node:buffer";
 const dec = new TextDecoder();
 const opts = { ...IT, ...needs("dig", "dnsmasq") };
 
-/** A port free for both TCP and UDP on 127.0.0.1. */
-function freeDualPort(): number {
-  for (;;) {
-    const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const port = (u.addr as Deno.NetAddr).port;
-    u.close();
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch { /* taken for TCP: try another */ }
-  }
-}
-
 /** dnsmasq with a few names (TTL 60), logging every query it gets. */
-async function startDnsmasq(): Promise<{ port: number; logs(): string; stop(): Promise<void> }> {
-  const port = freeDualPort();
-  const child = new Deno.Command("dnsmasq", {
-    args: [
-      "-k",
-      "-C",
-      "/dev/null",
-      "--no-resolv",
-      "--no-hosts",
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      `--port=${port}`,
-      "--address=/name.test/127.0.0.9",
-      "--host-record=rec.test,10.1.2.3,fd00::3",
-      "--host-record=chain.test,10.4.4.4",
-      "--host-record=dot.test,10.5.5.5",
-      "--local=/test/",
-      "--local-ttl=60",
-      "--log-queries",
-      "--log-facility=-",
-      "--pid-file=",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += dec.decode(c);
-  };
-  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
-  const d = {
-    port,
-    logs: () => text,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await done;
-    },
-  };
-  assert(await until(() => text.includes("started"), 5000), `dnsmasq not up:\n${text}`);
-  return d;
+function startDnsmasq() {
+  return dnsmasq([
+    "--address=/name.test/127.0.0.9",
+    "--host-record=rec.test,10.1.2.3,fd00::3",
+    "--host-record=chain.test,10.4.4.4",
+    "--host-record=dot.test,10.5.5.5",
+    "--local=/test/",
+  ]);
 }
 
 /** How many queries for `name` (of `type`) dnsmasq has seen. */

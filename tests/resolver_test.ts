@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
 import {
   curl,
+  freeDualPort,
   freePort,
   IT,
   needs,
@@ -15,62 +16,13 @@ import {
   until,
   waitForLog,
 } from "./lib/harness.ts";
+import { startDnsmasq as dnsmasq } from "./lib/peers.ts";
 
 const dec = new TextDecoder();
 
-/** A port free for both TCP and UDP on 127.0.0.1 (dnsmasq binds both). */
-function freeDualPort(): number {
-  for (;;) {
-    const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const port = (u.addr as Deno.NetAddr).port;
-    u.close();
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch { /* taken for TCP: try another */ }
-  }
-}
-
 /** dnsmasq answering name.test (A 127.0.0.1, AAAA ::1, TTL 60), logging every query. */
-function startDnsmasq(): { port: number; logs(): string; stop(): Promise<void> } {
-  const port = freeDualPort();
-  const child = new Deno.Command("dnsmasq", {
-    args: [
-      "-k",
-      "-C",
-      "/dev/null",
-      "--no-resolv",
-      "--no-hosts",
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      `--port=${port}`,
-      "--address=/name.test/127.0.0.1",
-      "--address=/name.test/::1",
-      "--local-ttl=60",
-      "--log-queries",
-      "--log-facility=-",
-      "--pid-file=",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += dec.decode(c);
-  };
-  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
-  return {
-    port,
-    logs: () => text,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await done;
-    },
-  };
+function startDnsmasq() {
+  return dnsmasq(["--address=/name.test/127.0.0.1", "--address=/name.test/::1"]);
 }
 
 async function waitDnsmasq(d: { logs(): string }): Promise<void> {
@@ -222,7 +174,7 @@ Deno.test({
   ...IT,
   ...PEERS,
   async fn() {
-    const dns = startDnsmasq();
+    const dns = await startDnsmasq();
     const origin = startOrigin();
     const su = freePort();
     const st = freePort();
@@ -269,7 +221,7 @@ Deno.test({
   ...IT,
   ...PEERS,
   async fn() {
-    const dns = startDnsmasq();
+    const dns = await startDnsmasq();
     const origin = startOrigin();
     const tls = await makeCert();
     const dot = startDoT(tls, dns.port);

@@ -4,19 +4,20 @@
  * silently while good ones keep flowing.
  */
 import { assert, assertEquals } from "./lib/assert.ts";
-import { freePort, IT, needs, runDost, startDost, startUdpEcho, until } from "./lib/harness.ts";
+import {
+  freePort,
+  freeUdpPort,
+  IT,
+  needs,
+  runDost,
+  startDost,
+  startUdpEcho,
+  until,
+} from "./lib/harness.ts";
 import { startPeer } from "./lib/peers.ts";
 
 const PW = "udp pass";
 const AEAD = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"];
-
-/** A UDP port free a moment ago on 127.0.0.1. */
-function freeUdpPort(): number {
-  const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const p = (u.addr as Deno.NetAddr).port;
-  u.close();
-  return p;
-}
 
 /**
  * Sends `count` distinct datagrams (sizes 1..1400) to 127.0.0.1:`port` in windows of 8, resending

@@ -3,30 +3,21 @@
  * sessions, idle ttl, real DNS (dig → dnsmasq), and UDP through a SOCKS5 hop (dost, dante).
  */
 import { assert, assertEquals, assertStringIncludes } from "./lib/assert.ts";
-import { freePort, IT, needs, startDost, startUdpEcho, until, waitForLog } from "./lib/harness.ts";
+import {
+  freeDualPort,
+  freePort,
+  freeUdpPort,
+  IT,
+  needs,
+  startDost,
+  startUdpEcho,
+  until,
+  waitForLog,
+} from "./lib/harness.ts";
 import { startDante } from "./lib/peers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** A UDP port that was free a moment ago on 127.0.0.1 (for listeners of UDP services). */
-function freeUdpPort(): number {
-  const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (u.addr as Deno.NetAddr).port;
-  u.close();
-  return port;
-}
-
-/** A port free for both TCP and UDP (dnsmasq binds both). */
-function freeDualPort(): number {
-  for (;;) {
-    const port = freeUdpPort();
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch { /* taken for TCP: try another */ }
-  }
-}
 
 /** A UDP client socket that collects every datagram it receives. */
 class UdpClient {

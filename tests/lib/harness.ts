@@ -329,6 +329,25 @@ export async function sha256(b: Uint8Array): Promise<string> {
   return [...h].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** A UDP port that was free a moment ago on 127.0.0.1 (for listeners of UDP services). */
+export function freeUdpPort(): number {
+  const u = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (u.addr as Deno.NetAddr).port;
+  u.close();
+  return port;
+}
+
+/** A port free for both TCP and UDP on 127.0.0.1 (DNS servers bind both). */
+export function freeDualPort(): number {
+  for (;;) {
+    const port = freeUdpPort();
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch { /* taken for TCP: try another */ }
+  }
+}
+
 /** Options for integration tests that start processes and sockets. */
 export const IT = { sanitizeOps: false, sanitizeResources: false };
 

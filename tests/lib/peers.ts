@@ -1,5 +1,5 @@
 /** Real peers started by tests: dante (danted) on a free loopback port. */
-import { freePort } from "./harness.ts";
+import { freeDualPort, freePort, until } from "./harness.ts";
 
 /**
  * Starts danted on 127.0.0.1 with no authentication and every command the tests use
@@ -81,4 +81,52 @@ export async function startPeer(
   }
   await stop();
   throw new Error(`${cmd} did not start listening on ${port}: ${out.slice(-400)}`);
+}
+
+/**
+ * dnsmasq on a free 127.0.0.1 port (UDP and TCP) with only the given records (`--address=…`,
+ * `--host-record=…`, …), logging every query it gets; resolves once it has started.
+ */
+export async function startDnsmasq(
+  records: string[],
+): Promise<{ port: number; logs(): string; stop(): Promise<void> }> {
+  const port = freeDualPort();
+  const child = new Deno.Command("dnsmasq", {
+    args: [
+      "-k",
+      "-C",
+      "/dev/null",
+      "--no-resolv",
+      "--no-hosts",
+      "--listen-address=127.0.0.1",
+      "--bind-interfaces",
+      `--port=${port}`,
+      ...records,
+      "--local-ttl=60",
+      "--log-queries",
+      "--log-facility=-",
+      "--pid-file=",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let text = "";
+  const dec = new TextDecoder();
+  const pump = async (st: ReadableStream<Uint8Array>) => {
+    for await (const c of st) text += dec.decode(c);
+  };
+  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await done;
+  };
+  if (!(await until(() => text.includes("started"), 5000))) {
+    await stop();
+    throw new Error(`dnsmasq did not start:\n${text}`);
+  }
+  return { port, logs: () => text, stop };
 }
