@@ -52,9 +52,34 @@ function defaultConfigFile(): string | undefined {
 /** Runs dost with `args`; resolves with the exit code once every service has stopped. */
 export async function run(args: string[]): Promise<number> {
   const runtime = new Runtime(buildServiceSet, log);
+  let stopping = false;
   let file: string | undefined;
   let extraL: string[] = [], extraF: string[] = [];
   let cliLevel: Level | undefined;
+  // Live reload: SIGHUP, or the config file changing on disk.
+  const reload = async (why: string) => {
+    if (stopping || file === undefined) return;
+    const r = loadConfig(file);
+    if (!r.errors.length && r.format === "v3") mergeCLI(r.config, extraL, extraF, r.sources);
+    if (!r.errors.length && !r.config.services?.length) r.errors.push(`${file}: no services`);
+    if (r.errors.length) {
+      log.error(`${why}: ${file} rejected, the running services stay as they are:`);
+      for (const e of r.errors) log.error(`  ${e}`);
+      return;
+    }
+    if (cliLevel === undefined) {
+      setLogLevel(r.debug ? "debug" : r.config.log?.level ? logLevel(r.config.log.level) : "info");
+    }
+    try {
+      const res = await runtime.reload(r.config, r.sources);
+      const list = (xs: string[]) => xs.length ? xs.join(", ") : "none";
+      log.info(
+        `${why}: reloaded ${file}: started ${list(res.started)}; stopped ${
+          list(res.stopped)
+        }; unchanged ${list(res.kept)}`,
+      );
+    } catch { /* logged by the runtime, which restored the previous services */ }
+  };
   try {
     // As gost: without -C and -L, a config file in the usual places is used if there is one.
     const found = args.length === 0 ? defaultConfigFile() : undefined;
@@ -119,6 +144,11 @@ export async function run(args: string[]): Promise<number> {
       console.log(formatConfig(cfg, flags.O === "json" ? "json" : "yaml"));
       return 0;
     }
+    // Listening before the services start: a SIGHUP right after "listening on" is not lost.
+    Deno.addSignalListener("SIGHUP", () => {
+      if (file !== undefined) void reload("SIGHUP");
+      else log.info("SIGHUP: no config file to reload (services come from -L/-F)");
+    });
     await runtime.start(cfg, sources);
     if (cfg.profiling) startProfiling(cfg.profiling.addr, () => runtime.services);
   } catch (e) {
@@ -129,40 +159,11 @@ export async function run(args: string[]): Promise<number> {
     throw e;
   }
 
-  let stopping = false;
   let finished!: (code: number) => void;
   const done = new Promise<number>((r) => finished = r);
-  // Live reload: SIGHUP, or the config file changing on disk.
-  const reload = file === undefined ? undefined : async (why: string) => {
-    if (stopping) return;
-    const r = loadConfig(file!);
-    if (!r.errors.length && r.format === "v3") mergeCLI(r.config, extraL, extraF, r.sources);
-    if (!r.errors.length && !r.config.services?.length) r.errors.push(`${file}: no services`);
-    if (r.errors.length) {
-      log.error(`${why}: ${file} rejected, the running services stay as they are:`);
-      for (const e of r.errors) log.error(`  ${e}`);
-      return;
-    }
-    if (cliLevel === undefined) {
-      setLogLevel(r.debug ? "debug" : r.config.log?.level ? logLevel(r.config.log.level) : "info");
-    }
-    try {
-      const res = await runtime.reload(r.config, r.sources);
-      const list = (xs: string[]) => xs.length ? xs.join(", ") : "none";
-      log.info(
-        `${why}: reloaded ${file}: started ${list(res.started)}; stopped ${
-          list(res.stopped)
-        }; unchanged ${list(res.kept)}`,
-      );
-    } catch { /* logged by the runtime, which restored the previous services */ }
-  };
-  const watcher = reload
-    ? watchConfig(file!, () => void reload("config file changed"), log)
+  const watcher = file !== undefined
+    ? watchConfig(file, () => void reload("config file changed"), log)
     : undefined;
-  Deno.addSignalListener("SIGHUP", () => {
-    if (reload) void reload("SIGHUP");
-    else log.info("SIGHUP: no config file to reload (services come from -L/-F)");
-  });
   const stop = async (sig: string) => {
     if (stopping) Deno.exit(130); // a second signal: no more waiting
     stopping = true;
