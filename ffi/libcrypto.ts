@@ -154,6 +154,9 @@ export class OsslHkdfSha1 {
   private readonly blk = new Uint8Array(64);
   private readonly blkView = new DataView(this.blk.buffer);
   private readonly pad = new Uint8Array(64);
+  private readonly pad32 = new Uint32Array(this.pad.buffer);
+  private readonly keyBlock = new Uint8Array(64);
+  private readonly key32 = new Uint32Array(this.keyBlock.buffer);
   private readonly inner = new Uint8Array(20);
   private readonly keyHash = new Uint8Array(20);
   private readonly prk = new Uint8Array(20);
@@ -201,13 +204,14 @@ export class OsslHkdfSha1 {
       this.sha1(null, key, key.length, this.keyHash);
       key = this.keyHash;
     }
-    const pad = this.pad, n = key.length;
-    for (let i = 0; i < n; i++) pad[i] = key[i] ^ 0x36;
-    for (let i = n; i < 64; i++) pad[i] = 0x36;
-    this.sha1(pad, msg, len, this.inner);
-    for (let i = 0; i < n; i++) pad[i] = key[i] ^ 0x5c;
-    for (let i = n; i < 64; i++) pad[i] = 0x5c;
-    this.sha1(pad, this.inner, 20, out);
+    // The key zero-padded to a block, then XORed a word at a time into each pad.
+    const kb = this.keyBlock, k32 = this.key32, p32 = this.pad32, n = key.length;
+    for (let i = 0; i < n; i++) kb[i] = key[i];
+    kb.fill(0, n);
+    for (let i = 0; i < 16; i++) p32[i] = k32[i] ^ 0x36363636;
+    this.sha1(this.pad, msg, len, this.inner);
+    for (let i = 0; i < 16; i++) p32[i] = k32[i] ^ 0x5c5c5c5c;
+    this.sha1(this.pad, this.inner, 20, out);
   }
 
   /** HKDF-SHA1(ikm, salt, info) → `out` (its length, at most 255 × 20 bytes). */
