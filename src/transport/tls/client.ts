@@ -1,5 +1,7 @@
 /**
- * The client side of TLS over any Conn (a TCP socket for hop 1, a tunnel stream for hop 2+).
+ * The client side of TLS over any Conn (a TCP socket for hop 1, a tunnel stream for hop 2+):
+ * OpenSSL through FFI (openssl.ts) when the process has it; otherwise, or with
+ * `DOST_TLS_BACKEND=node`, the Deno/node:tls routes below.
  *
  * As gost, the server's certificate is not verified unless `secure=true`. Deno's native TLS
  * always verifies, so it serves only verifying handshakes without a client certificate over a
@@ -22,10 +24,9 @@ export function tlsClient(
   addr: string,
   timeoutMs: number,
 ): Promise<Conn> {
-  // OpenSSL through FFI when it is there: about twice node:tls's throughput at half the CPU.
-  // Only straight over TCP for now: over a WebSocket stream its half-close lost the tail of
-  // the data in about one transfer in six (node:tls does not), so tunnels keep node:tls.
-  if (osslTlsAvailable() && isNativeTcp(conn)) return osslTlsClient(conn, cfg, addr, timeoutMs);
+  // OpenSSL through FFI when it is there, over any Conn: about twice node:tls's throughput at
+  // half the CPU (a socks5 TLS-method hop over ws: 1.8 → 3.6 Gbit/s).
+  if (osslTlsAvailable()) return osslTlsClient(conn, cfg, addr, timeoutMs);
   const host = splitHostPort(addr).host || "127.0.0.1";
   const name = cfg.serverName ?? host;
   if (!(cfg.secure && !cfg.cert && isNativeTcp(conn))) {

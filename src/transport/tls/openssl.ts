@@ -56,9 +56,20 @@ const TLS13_SUITES = cStr(
   "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
 );
 
-/** Whether the OpenSSL engine can be used in this process (FFI granted, libssl.so.3 loads). */
+let chosen: boolean | undefined;
+
+/**
+ * Whether TLS runs on the OpenSSL engine in this process: FFI granted and libssl.so.3 loads,
+ * unless `DOST_TLS_BACKEND=node` asks for node:tls (tests of the fallback, comparisons).
+ */
 export function osslTlsAvailable(): boolean {
-  return libssl() !== null;
+  if (chosen !== undefined) return chosen;
+  let forced: string | undefined;
+  try {
+    forced = Deno.env.get("DOST_TLS_BACKEND");
+  } catch { /* no --allow-env: no override */ }
+  chosen = forced !== "node" && libssl() !== null;
+  return chosen;
 }
 
 function need(): Libssl {

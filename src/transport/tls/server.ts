@@ -1,5 +1,6 @@
 /**
- * The server side of TLS over any Conn, with node:tls (a TLSSocket over a Conn↔Duplex adapter).
+ * The server side of TLS over any Conn: OpenSSL through FFI (openssl.ts) when the process has
+ * it, else node:tls (a TLSSocket over a Conn↔Duplex adapter; `DOST_TLS_BACKEND=node` forces it).
  *
  * Why not Deno.listenTls: it cannot ask for client certificates (mTLS, `ca=`) and its conns
  * have no setNoDelay (Nagle stalls framed protocols such as smux). Measured on loopback, a
@@ -11,7 +12,6 @@ import { type Conn } from "../../core/conn.ts";
 import { connToDuplex, DuplexConn, FlowGate } from "../../core/duplex.ts";
 import { settleHandshake } from "./settle.ts";
 import { osslTlsAvailable, OsslTlsServer } from "./openssl.ts";
-import { isNativeTcp } from "./client.ts";
 import type { ServerTLS } from "./config.ts";
 
 /** Handshake deadline of TLS listeners (gost's handlers allow 15 s for the first bytes). */
@@ -21,10 +21,7 @@ export const SERVER_HANDSHAKE_TIMEOUT = 15_000;
 export class TLSServer {
   private readonly ctx: tls.SecureContext;
   private readonly requestCert: boolean;
-  /**
-   * OpenSSL through FFI when available (about twice node:tls's throughput, half the CPU), for
-   * conns straight over TCP; tunnels keep node:tls (see client.ts).
-   */
+  /** OpenSSL through FFI when available (about twice node:tls's throughput, half the CPU). */
   private readonly ossl?: OsslTlsServer;
 
   constructor(cfg: ServerTLS) {
@@ -35,7 +32,7 @@ export class TLSServer {
 
   /** Runs the server handshake over `raw`; with `ca=`, a client without a valid cert fails. */
   handshake(raw: Conn, timeoutMs = SERVER_HANDSHAKE_TIMEOUT): Promise<Conn> {
-    if (this.ossl && isNativeTcp(raw)) return this.ossl.handshake(raw, timeoutMs);
+    if (this.ossl) return this.ossl.handshake(raw, timeoutMs);
     const gate = new FlowGate();
     const duplex = connToDuplex(raw, gate);
     const sock = new tls.TLSSocket(duplex, {

@@ -39,6 +39,8 @@ const DEFAULT_READ_BUFFER = 4096;
 /** Frames up to this size are built in a kept buffer; bigger ones in a fresh one (idle RSS). */
 const KEPT_WRITE_BUFFER = 16 * 1024;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
+/** How long a closed conn waits for the peer's end of the closing handshake. */
+const LINGER_MS = 5000;
 
 export class WsConn implements Conn {
   private readonly rbuf: Uint8Array;
@@ -51,6 +53,8 @@ export class WsConn implements Conn {
   private eof = false;
   private closeSent = false;
   private closed = false;
+  /** A read of the transport is in progress (a second one must not start beside it). */
+  private reading = false;
   private writing: Promise<void> = Promise.resolve();
   private wbuf = new Uint8Array(0);
   private readonly maxPayload: number;
@@ -96,7 +100,13 @@ export class WsConn implements Conn {
         this.re -= this.rs;
         this.rs = 0;
       }
-      const got = await this.inner.read(this.rbuf.subarray(this.re));
+      this.reading = true;
+      let got: number | null;
+      try {
+        got = await this.inner.read(this.rbuf.subarray(this.re));
+      } finally {
+        this.reading = false;
+      }
       if (got === null) {
         if (this.re === this.rs) return false;
         throw new ProtocolError("ws: connection ended inside a frame");
@@ -129,7 +139,13 @@ export class WsConn implements Conn {
       this.rs += n;
     } else {
       // Nothing buffered: read straight into the caller's buffer, never past this frame.
-      const got = await this.inner.read(p.subarray(0, max));
+      this.reading = true;
+      let got: number | null;
+      try {
+        got = await this.inner.read(p.subarray(0, max));
+      } finally {
+        this.reading = false;
+      }
       if (got === null) throw new ProtocolError("ws: connection ended inside a frame");
       n = got;
     }
@@ -258,6 +274,29 @@ export class WsConn implements Conn {
       }).catch(() => {});
       return;
     }
+    if (!this.eof && !this.reading) {
+      this.linger();
+      return;
+    }
     closeQuietly(this.inner);
+  }
+
+  /**
+   * Our Close went out but the peer's has not been read (a layer above stopped reading at its
+   * own end, e.g. TLS close_notify): read and drop what is left until the peer's end, bounded.
+   * Closing a socket with unread bytes resets it, and the reset throws away data the peer has
+   * not read yet (RFC 6455 §7.1.1: the server closes TCP after the closing handshake).
+   */
+  private linger(): void {
+    const t = setTimeout(() => closeQuietly(this.inner), LINGER_MS);
+    (async () => {
+      const sink = new Uint8Array(4096);
+      try {
+        while ((await this.inner.read(sink)) !== null) { /* discard */ }
+      } catch { /* reset or closed: nothing left to protect */ }
+    })().finally(() => {
+      clearTimeout(t);
+      closeQuietly(this.inner);
+    });
   }
 }

@@ -137,3 +137,31 @@ Deno.test("ws: our client → Deno.serve upgradeWebSocket echo, 2 MB, keepalive 
   ac.abort();
   await server.finished;
 });
+
+Deno.test("ws: close() after our Close waits for the peer's end, so unread bytes do not reset data in flight", async () => {
+  const { WsConn } = await import("./conn.ts");
+  const { OP_CLOSE } = await import("./frame.ts");
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const peer = await Deno.connect({ hostname: "127.0.0.1", port: (l.addr as Deno.NetAddr).port });
+  const raw = await l.accept();
+  l.close();
+  const c = new WsConn(raw, { client: false });
+  // The peer's Close (masked, as a client's) arrives but nothing above reads it: a TLS layer
+  // that stopped at close_notify does exactly that.
+  const close = new Uint8Array(8);
+  const h = writeFrameHeader(close, OP_CLOSE, 2, new Uint8Array([1, 2, 3, 4]));
+  close.set([0x03 ^ 1, 0xe8 ^ 2], h);
+  await peer.write(close.subarray(0, h + 2));
+  const data = bytes(256 * 1024, 5);
+  await c.write(data);
+  await c.closeWrite();
+  c.close();
+  // Only now does the peer read: had the socket been closed with the Close frame unread, the
+  // reset would have thrown the queued frames away (ConnectionReset here).
+  await new Promise((r) => setTimeout(r, 50));
+  // 256 KiB in one binary frame (10-byte header), then our Close frame (2 + 2 bytes).
+  const got = await readN(peer, 10 + data.length + 4);
+  peer.close();
+  assertEquals(got.length, 10 + data.length + 4);
+  assertEquals(got.subarray(10, 10 + data.length), data);
+});
