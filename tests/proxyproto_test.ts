@@ -318,3 +318,72 @@ Deno.test({
     assertStringIncludes(r.stderr, "proxyProtocol");
   },
 });
+
+Deno.test({
+  name: "proxyproto: tls and ws listeners read haproxy's header before their own handshake",
+  ...IT,
+  ...needs("haproxy", "curl"),
+  fn: async () => {
+    const origin = startOrigin();
+    const [dt, dw, ht, hw, c] = [freePort(), freePort(), freePort(), freePort(), freePort()];
+    const dost = await startDost([
+      "-D",
+      "-L",
+      `http+tls://127.0.0.1:${dt}?proxyProtocol=2`,
+      "-L",
+      `socks5+ws://127.0.0.1:${dw}?proxyProtocol=1`,
+    ]);
+    // A dost client whose ws hop goes through haproxy.
+    const client = await startDost([
+      "-L",
+      `socks5://127.0.0.1:${c}`,
+      "-F",
+      `socks5+ws://127.0.0.1:${hw}`,
+    ]);
+    let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;
+    try {
+      haproxy = await startHaproxy([
+        { front: ht, back: dt, send: "send-proxy-v2" },
+        { front: hw, back: dw, send: "send-proxy" },
+      ]);
+      const url = `http://127.0.0.1:${origin.port}/pp`;
+      const target = `127.0.0.1:${origin.port}`;
+
+      // HTTPS proxy behind haproxy: the v2 header precedes curl's ClientHello.
+      const p1 = freePort();
+      const r1 = await curl([
+        "-p",
+        "--proxy",
+        `https://127.0.0.1:${ht}`,
+        "--proxy-insecure",
+        "--local-port",
+        `${p1}`,
+        url,
+      ]);
+      assertEquals(r1.stdout, "hello /pp", r1.stderr);
+      await waitForLog(dost, `client 127.0.0.1:${p1} → 127.0.0.1:${ht}`);
+      await waitForLog(dost, `http CONNECT 127.0.0.1:${p1} → ${target}`);
+
+      // WebSocket behind haproxy: the v1 header precedes the HTTP upgrade.
+      const r2 = await curl(["-x", `socks5h://127.0.0.1:${c}`, url]);
+      assertEquals(r2.stdout, "hello /pp", r2.stderr);
+      await waitForLog(dost, `→ 127.0.0.1:${hw}`);
+
+      // Straight to the tls listener, without a header: served as before.
+      const r3 = await curl(["-p", "--proxy", `https://127.0.0.1:${dt}`, "--proxy-insecure", url]);
+      assertEquals(r3.stdout, "hello /pp", r3.stderr);
+
+      // A malformed header: the connection is dropped with a line; the listener goes on.
+      const bad = await rawExchange(dt, "PROXY TCP4 1.2.3.4 nonsense\r\n");
+      assertEquals(bad.length, 0);
+      await waitForLog(dost, `malformed line "PROXY TCP4 1.2.3.4 nonsense"`);
+      const r4 = await curl(["-p", "--proxy", `https://127.0.0.1:${ht}`, "--proxy-insecure", url]);
+      assertEquals(r4.stdout, "hello /pp", r4.stderr);
+    } finally {
+      await haproxy?.stop();
+      await client.stop();
+      await dost.stop();
+      await origin.close();
+    }
+  },
+});

@@ -15,7 +15,7 @@ import { type Addr, addrString, type Conn } from "../../core/conn.ts";
 import type { DuplexConn } from "../../core/duplex.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { registerListener } from "../../registry.ts";
-import { listenTCP } from "../../transport/tcp/listener.ts";
+import { listenStream } from "../../transport/tcp/listener.ts";
 import { serveH2 } from "../../transport/h2/server.ts";
 import { H2StreamConn } from "../../transport/h2/stream.ts";
 import { h2TLSServer } from "../../transport/h2/tls.ts";
@@ -78,7 +78,7 @@ export class Http2RequestConn implements Conn {
 registerListener("http2", async (o) => {
   const tls = await h2TLSServer(o.params, o.log);
   return new UpgradeListener(
-    listenTCP(o.addr),
+    listenStream(o),
     async (raw, emit) => {
       const peer = addrString(raw.remoteAddr);
       const conn = await tls(raw);

@@ -215,9 +215,30 @@ export class ProxyProtocolHandler implements Handler {
 const DATAGRAM_LISTENERS = new Set(["udp", "rudp", "redu", "tun", "tap"]);
 
 /**
+ * Stream transports whose TCP listener reads the PROXY header itself, before their own
+ * handshake (`listenStream` in tcp/listener.ts); the handler must not look for a second one.
+ */
+const LISTENER_READS = new Set([
+  "tls",
+  "mtls",
+  "ws",
+  "wss",
+  "mws",
+  "mwss",
+  "mtcp",
+  "h2",
+  "h2c",
+  "grpc",
+  "http2",
+  "ohttp",
+  "otls",
+]);
+
+/**
  * Returns `handler` wrapped to accept PROXY headers when the service has `proxyProtocol=1|2`
  * (the header deadline is `readTimeout`, else DEFAULT_HEADER_TIMEOUT); else `handler` itself.
- * On datagram listeners the parameter is left unread, so it is reported as unknown there.
+ * On datagram listeners the parameter is left unread, so it is reported as unknown there;
+ * stream transports read the header in their TCP listener (LISTENER_READS).
  */
 export function withProxyProtocol(
   handler: Handler,
@@ -225,11 +246,16 @@ export function withProxyProtocol(
   log: Logger,
   listenerType: string,
 ): Handler {
-  if (DATAGRAM_LISTENERS.has(listenerType)) return handler;
+  if (DATAGRAM_LISTENERS.has(listenerType) || LISTENER_READS.has(listenerType)) return handler;
   const version = params.int("proxyProtocol", 0, 0, 2);
   if (version === 0) return handler;
+  return new ProxyProtocolHandler(handler, log, proxyHeaderTimeout(params));
+}
+
+/** The PROXY header deadline of a service: `readTimeout`, else DEFAULT_HEADER_TIMEOUT. */
+export function proxyHeaderTimeout(params: Params): number {
   const rt = params.duration("readTimeout", 0);
-  return new ProxyProtocolHandler(handler, log, rt > 0 ? rt : DEFAULT_HEADER_TIMEOUT);
+  return rt > 0 ? rt : DEFAULT_HEADER_TIMEOUT;
 }
 
 /**

@@ -15,7 +15,7 @@ import { ConfigError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { type Dialer, registerDialer, registerListener } from "../../registry.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import { H2Pool, request } from "../h2/client.ts";
 import { serveH2 } from "../h2/server.ts";
 import { h2TLSClient, h2TLSServer, plain } from "../h2/tls.ts";
@@ -84,7 +84,7 @@ registerListener("grpc", async (o) => {
   const g = grpcOptions(o.params);
   const layer = g.insecure ? plain : await h2TLSServer(o.params, o.log);
   return new UpgradeListener(
-    listenTCP(o.addr),
+    listenStream(o),
     async (raw, emit) => {
       const peer = addrString(raw.remoteAddr);
       const conn = await layer(raw);

@@ -20,7 +20,7 @@ import {
   registerDialer,
   registerListener,
 } from "../../registry.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import { H2Pool, request } from "./client.ts";
 import { serveH2 } from "./server.ts";
 import { H2StreamConn } from "./stream.ts";
@@ -112,7 +112,7 @@ class H2Dialer implements Dialer {
 function h2Listener(o: ListenerOptions, layer: ServerLayer, what: string) {
   const path = pathParam(o.params);
   return new UpgradeListener(
-    listenTCP(o.addr),
+    listenStream(o),
     async (raw, emit) => {
       const peer = addrString(raw.remoteAddr);
       const conn = await layer(raw);

@@ -6,7 +6,7 @@
 import type { Conn } from "../../core/conn.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { registerDialer, registerListener } from "../../registry.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import { tlsStep } from "../tls/dialer.ts";
 import { tlsBase } from "../tls/listener.ts";
 import { wsClient, wsOptionsFromParams, wsServer } from "../ws/handshake.ts";
@@ -19,7 +19,7 @@ const none = (c: Conn) => Promise.resolve(c);
 registerListener("mtcp", (o) => {
   const cfg = muxConfigFromParams(o.params, { version: 2 });
   return Promise.resolve(
-    new UpgradeListener(listenTCP(o.addr), muxUpgrade(none, cfg, o.log), o.log, "mtcp session"),
+    new UpgradeListener(listenStream(o), muxUpgrade(none, cfg, o.log), o.log, "mtcp session"),
   );
 });
 
@@ -35,7 +35,7 @@ registerListener("mws", (o) => {
   const wo = wsOptionsFromParams(o.params, "server");
   const layer = (raw: Conn) => wsServer(raw, wo);
   return Promise.resolve(
-    new UpgradeListener(listenTCP(o.addr), muxUpgrade(layer, cfg, o.log), o.log, "mws session"),
+    new UpgradeListener(listenStream(o), muxUpgrade(layer, cfg, o.log), o.log, "mws session"),
   );
 });
 

@@ -21,7 +21,7 @@ import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import type { Params } from "../../config/params.ts";
 import { registerDialer, registerListener } from "../../registry.ts";
 import { dialTCP } from "../../chain/direct.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 
 const enc = new TextEncoder();
 /** How long a server waits for a client's request head. */
@@ -176,7 +176,7 @@ registerListener("ohttp", (o) => {
   const header = obfsHeaders(o.params);
   return Promise.resolve(
     new UpgradeListener(
-      listenTCP(o.addr),
+      listenStream(o),
       async (raw, emit) => emit(await serverHandshake(raw, header)),
       o.log,
       "ohttp handshake",

@@ -20,7 +20,7 @@ import { ProtocolError } from "../../core/errors.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { registerDialer, registerListener } from "../../registry.ts";
 import { dialTCP } from "../../chain/direct.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import {
   clientHello,
   MAX_RECORD,
@@ -223,7 +223,7 @@ registerDialer("otls", (o) => {
 registerListener("otls", (o) =>
   Promise.resolve(
     new UpgradeListener(
-      listenTCP(o.addr),
+      listenStream(o),
       async (raw, emit) => emit(await serverHandshake(raw)),
       o.log,
       "otls handshake",

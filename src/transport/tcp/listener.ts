@@ -1,6 +1,19 @@
-/** Plain TCP listener (`tcp`), the default transport. */
-import { type Addr, type Conn, type Listener, setNoDelay, splitHostPort } from "../../core/conn.ts";
-import { registerListener } from "../../registry.ts";
+/** Plain TCP listener (`tcp`), the default transport, and the TCP base of stream transports. */
+import {
+  type Addr,
+  addrString,
+  type Conn,
+  type Listener,
+  setNoDelay,
+  splitHostPort,
+} from "../../core/conn.ts";
+import { UpgradeListener } from "../../core/upgrade_listener.ts";
+import {
+  acceptProxyHeader,
+  ProxiedConn,
+  proxyHeaderTimeout,
+} from "../../protocol/proxyproto/proxied.ts";
+import { type ListenerOptions, registerListener } from "../../registry.ts";
 
 /** Listens on `addr`; an empty host means all interfaces of both address families. */
 export function listenTCP(addr: string): Listener {
@@ -32,6 +45,35 @@ class TCPListener implements Listener {
   close(): void {
     this.l.close();
   }
+}
+
+/**
+ * The TCP listener under a stream transport (tls, ws, mux, h2, grpc, obfs, …). With
+ * `proxyProtocol=1|2` each connection's PROXY header is read here, before the transport's own
+ * handshake, as gost wraps its TCP listener (a load balancer sends the header ahead of the
+ * ClientHello or the HTTP upgrade). A plain `tcp` service reads it in its handler instead.
+ */
+export function listenStream(o: ListenerOptions): Listener {
+  const tcp = listenTCP(o.addr);
+  const version = o.params.int("proxyProtocol", 0, 0, 2);
+  if (version === 0) return tcp;
+  const timeout = proxyHeaderTimeout(o.params);
+  return new UpgradeListener(
+    tcp,
+    async (raw, emit) => {
+      const { conn, header } = await acceptProxyHeader(raw, timeout);
+      if (conn instanceof ProxiedConn) {
+        o.log.debug(
+          `PROXY v${header?.version} header from ${addrString(raw.remoteAddr)}: client ${
+            addrString(conn.source)
+          } → ${addrString(conn.destination)}`,
+        );
+      }
+      emit(conn);
+    },
+    o.log,
+    "PROXY header",
+  );
 }
 
 registerListener("tcp", (o) => Promise.resolve(listenTCP(o.addr)));

@@ -2,14 +2,14 @@
 import type { Listener } from "../../core/conn.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { type ListenerOptions, registerListener } from "../../registry.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import { serverTLSFromParams } from "./config.ts";
 import { TLSServer } from "./server.ts";
 
 /** TCP listener plus the TLS server context of a listener's `cert`/`key`/`ca` parameters. */
 export async function tlsBase(o: ListenerOptions): Promise<{ tcp: Listener; tls: TLSServer }> {
   const tls = new TLSServer(await serverTLSFromParams(o.params, o.log));
-  return { tcp: listenTCP(o.addr), tls };
+  return { tcp: listenStream(o), tls };
 }
 
 registerListener("tls", async (o) => {

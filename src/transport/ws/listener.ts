@@ -1,7 +1,7 @@
 /** The `ws` and `wss` listeners: a WebSocket upgrade (over TLS for wss) per connection. */
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { registerListener } from "../../registry.ts";
-import { listenTCP } from "../tcp/listener.ts";
+import { listenStream } from "../tcp/listener.ts";
 import { tlsBase } from "../tls/listener.ts";
 import { wsOptionsFromParams, wsServer } from "./handshake.ts";
 
@@ -9,7 +9,7 @@ registerListener("ws", (o) => {
   const wo = wsOptionsFromParams(o.params, "server");
   return Promise.resolve(
     new UpgradeListener(
-      listenTCP(o.addr),
+      listenStream(o),
       async (raw, emit) => emit(await wsServer(raw, wo)),
       o.log,
       "ws upgrade",
