@@ -9,6 +9,7 @@ import {
   freeUdpPort,
   IT,
   needs,
+  rawExchange,
   runDost,
   startDost,
   startUdpEcho,
@@ -168,7 +169,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ssu: 2022 methods and stream transports fail at start-up with one line",
+  name: "ssu: 2022 methods fail at start-up with one line",
   ...IT,
   fn: async () => {
     const key = btoa(String.fromCharCode(...new Uint8Array(16)));
@@ -178,5 +179,42 @@ Deno.test({
     ]);
     assertEquals(r.code, 1);
     assert(/2022 over UDP .* is not supported yet/.test(r.stderr), r.stderr);
+  },
+});
+
+Deno.test({
+  name:
+    "ssu over stream transports (tcp, tls, ws): UDP-TUN frames in an ss stream; garbage gets no answer",
+  ...IT,
+  fn: async () => {
+    const echo = startUdpEcho();
+    const auth = `aes-128-gcm:${encodeURIComponent(PW)}`;
+    const routes = ["tcp", "tls", "ws"].map((t) => ({ t, s: freePort(), p: freeUdpPort() }));
+    const server = await startDost([
+      "-D",
+      ...routes.flatMap(({ t, s }) => ["-L", `ssu+${t}://${auth}@127.0.0.1:${s}`]),
+    ]);
+    // One client per route: -F nodes given together would form one chain.
+    const clients = await Promise.all(routes.map(({ t, s, p }) =>
+      startDost([
+        "-L",
+        `udp://127.0.0.1:${p}/127.0.0.1:${echo.port}`,
+        "-F",
+        `ssu+${t}://${auth}@127.0.0.1:${s}`,
+      ])
+    ));
+    try {
+      for (const { p } of routes) await echoes(p, 60);
+      // Garbage on the stream port: read and dropped, never answered; service goes on.
+      const tcp = routes[0];
+      const back = await rawExchange(tcp.s, "x".repeat(300));
+      assertEquals(back.length, 0);
+      assert(await until(() => server.logs().includes("ssu: bad client"), 5000), server.logs());
+      await echoes(tcp.p, 20);
+    } finally {
+      await Promise.all(clients.map((c) => c.stop()));
+      await server.stop();
+      echo.close();
+    }
   },
 });

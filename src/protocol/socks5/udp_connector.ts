@@ -26,7 +26,6 @@ import {
   type Conn,
   joinHostPort,
   splitHostPort,
-  writeAll,
 } from "../../core/conn.ts";
 import { withDeadline } from "../../core/deadline.ts";
 import { DialError, errMsg } from "../../core/errors.ts";
@@ -35,7 +34,7 @@ import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
 import { openDatagram } from "../../transport/udp/socket.ts";
 import { encodeAddr, ipVersion, normalizeIP, type SocksAddr } from "../socks/addr.ts";
 import { HostResolver } from "../../core/resolve.ts";
-import { CMD_UDP_TUN, encodeUdpTunFrame, readUdpTunFrame } from "./udp_tun.ts";
+import { CMD_UDP_TUN, UdpTunConn } from "./udp_tun.ts";
 import { Cmd, decodeUdpDatagram } from "./wire.ts";
 
 /** Which UDP mechanism to use (see the module header). */
@@ -268,48 +267,4 @@ async function udpTun(conn: Conn, host: string, port: number, o: AssociateOption
   );
   o.log.debug(`socks5 UDP-TUN for ${joinHostPort(host, port)}`);
   return new UdpTunConn(bc, host, port);
-}
-
-/** One UDP-TUN stream as a message-preserving Conn to one target. */
-class UdpTunConn implements Conn {
-  readonly remoteAddr: Addr;
-  constructor(private readonly bc: BufferedConn, private readonly host: string, port: number) {
-    this.remoteAddr = { transport: "udp", hostname: host, port };
-  }
-
-  get localAddr(): Addr {
-    return this.bc.localAddr;
-  }
-
-  /** The next datagram from the stream (empty frames skipped); null at its end. */
-  async readDatagram(): Promise<Uint8Array | null> {
-    for (;;) {
-      const f = await readUdpTunFrame(this.bc);
-      if (!f) return null;
-      if (f.data.length > 0) return f.data;
-    }
-  }
-
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (d === null) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(d.subarray(0, n));
-    return n;
-  }
-
-  /** Sends `p` as one frame; an empty datagram cannot be framed (RSV 0) and is skipped. */
-  async write(p: Uint8Array): Promise<number> {
-    if (p.length === 0) return 0;
-    await writeAll(this.bc, encodeUdpTunFrame(this.host, this.remoteAddr.port, p));
-    return p.length;
-  }
-
-  closeWrite(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  close(): void {
-    closeQuietly(this.bc);
-  }
 }

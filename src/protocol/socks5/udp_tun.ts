@@ -92,3 +92,50 @@ export class UdpTunPacketConn implements PacketConn {
     closeQuietly(this.bc);
   }
 }
+
+/**
+ * One UDP-TUN stream as a message-preserving Conn to one target (SOCKS5 0xF3, and ssu over a
+ * stream transport, which frames datagrams the same way inside a shadowsocks stream).
+ */
+export class UdpTunConn implements Conn {
+  readonly remoteAddr: Addr;
+  constructor(private readonly bc: BufferedConn, private readonly host: string, port: number) {
+    this.remoteAddr = { transport: "udp", hostname: host, port };
+  }
+
+  get localAddr(): Addr {
+    return this.bc.localAddr;
+  }
+
+  /** The next datagram from the stream (empty frames skipped); null at its end. */
+  async readDatagram(): Promise<Uint8Array | null> {
+    for (;;) {
+      const f = await readUdpTunFrame(this.bc);
+      if (!f) return null;
+      if (f.data.length > 0) return f.data;
+    }
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    const d = await this.readDatagram();
+    if (d === null) return null;
+    const n = Math.min(d.length, p.length);
+    p.set(d.subarray(0, n));
+    return n;
+  }
+
+  /** Sends `p` as one frame; an empty datagram cannot be framed (RSV 0) and is skipped. */
+  async write(p: Uint8Array): Promise<number> {
+    if (p.length === 0) return 0;
+    await writeAll(this.bc, encodeUdpTunFrame(this.host, this.remoteAddr.port, p));
+    return p.length;
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    closeQuietly(this.bc);
+  }
+}

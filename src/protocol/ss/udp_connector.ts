@@ -1,17 +1,21 @@
 /**
  * Shadowsocks UDP client (`-F ssu://method:password@host:port`, over the `udp` dialer): each
  * datagram to the target goes as one sealed packet `salt ‖ AEAD(target address ‖ payload)`;
- * replies are opened and stripped of their source address. gost also runs ssu over stream
- * transports (UDP-TUN frames in a shadowsocks stream); dost does not yet.
+ * replies are opened and stripped of their source address. Over a stream transport
+ * (`ssu+tcp`, `ssu+tls`, `ssu+ws`, …) datagrams travel as gost's UDP-TUN frames inside one
+ * shadowsocks AEAD stream, as gost's ssu connector sends them.
  */
+import { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, type Conn, splitHostPort } from "../../core/conn.ts";
 import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import { registerConnector } from "../../registry.ts";
 import { encodeAddr } from "../socks/addr.ts";
 import { isDatagramConn } from "../../transport/udp/dialer.ts";
 import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
+import { UdpTunConn } from "../socks5/udp_tun.ts";
 import { ssCipher } from "./cipher.ts";
 import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
+import { SsStreamConn } from "./stream.ts";
 
 /**
  * A message-preserving Conn to one target through an ssu server. Over an FFI socket it is also
@@ -113,14 +117,12 @@ registerConnector("ssu", (o) => {
           new ProtocolError(`${where}: ssu carries UDP only (use ss:// for TCP)`),
         );
       }
-      if (!isDatagramConn(conn)) {
-        return Promise.reject(
-          new ConfigError(
-            `${where}: ssu over a stream transport (UDP-over-TCP) is not supported yet`,
-          ),
-        );
-      }
       const { host, port } = splitHostPort(address);
+      if (!isDatagramConn(conn)) {
+        // UDP over a stream: UDP-TUN frames in a shadowsocks stream of our own salt.
+        const stream = cipher.method.kind === "none" ? conn : new SsStreamConn(conn, cipher);
+        return Promise.resolve(new UdpTunConn(new BufferedConn(stream), host, port));
+      }
       return Promise.resolve(new SsuClientConn(conn, codec, encodeAddr(host, port)));
     },
   };

@@ -7,8 +7,14 @@
  * When the session and an upstream are both FFI sockets (DatagramPorts), packets move inside the
  * socket's receive round: opened, sent on, sealed and answered without a promise, and replies
  * leave in sendmmsg batches. Otherwise (Deno's UDP API, a chain) an async loop does the same.
+ *
+ * On a stream transport (`ssu+tcp`, `ssu+tls`, `ssu+ws`, …) the client's datagrams come as
+ * gost's UDP-TUN frames inside one shadowsocks AEAD stream, and replies go back the same way.
+ * A stream that does not open (wrong key, replayed salt, garbage) is read and dropped without
+ * an answer, as the ss handler does.
  */
-import { addrString, closeQuietly, type Conn } from "../../core/conn.ts";
+import { BufferedConn } from "../../core/bufconn.ts";
+import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
 import { ConfigError, errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import {
@@ -19,13 +25,19 @@ import {
 } from "../../registry.ts";
 import { encodeAddr, normalizeIP, socksAddrString } from "../socks/addr.ts";
 import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
+import { encodeUdpTunFrame, readUdpTunFrame } from "../socks5/udp_tun.ts";
 import { type SsCipher, ssCipher } from "./cipher.ts";
+import { drain } from "./handler.ts";
 import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
+import { SaltFilter } from "./replay.ts";
+import { SsAuthError, SsStreamConn } from "./stream.ts";
 
 /** Targets one client may talk to at once; packets for more are dropped. */
 const MAX_TARGETS = 256;
 /** Packets queued for a target whose UDP path is still being opened. */
 const MAX_PENDING = 64;
+/** Listeners whose conns are datagram sessions; on any other the client speaks UDP-TUN. */
+const DATAGRAM_LISTENERS = new Set(["udp", "rudp"]);
 
 /** Reads one datagram from a message-preserving conn (its own fast path when it has one). */
 function reader(c: Conn): () => Promise<Uint8Array | null> {
@@ -49,6 +61,8 @@ interface Upstream {
 export class SsuHandler implements Handler {
   private readonly cipher: SsCipher;
   private readonly codec: SsPacketCodec;
+  private readonly stream: boolean;
+  private readonly salts = new SaltFilter();
 
   constructor(private readonly o: HandlerOptions) {
     const where = o.params.where;
@@ -60,9 +74,11 @@ export class SsuHandler implements Handler {
     this.cipher = ssCipher(o.auth.username, o.auth.password ?? "", where, o.params.str("key"));
     checkPacketMethod(this.cipher, where);
     this.codec = new SsPacketCodec(this.cipher);
+    this.stream = !DATAGRAM_LISTENERS.has(o.transport ?? "udp");
   }
 
   handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    if (this.stream) return this.handleStream(conn, ctx);
     const client = addrString(conn.remoteAddr);
     const ups = new Map<string, Upstream>();
     const port = portOf(conn);
@@ -164,6 +180,81 @@ export class SsuHandler implements Handler {
       }
     } catch { /* the session or the upstream closed */ }
     closeQuietly(c);
+  }
+
+  /** UDP over a stream: UDP-TUN frames in a shadowsocks stream, one UDP path per target. */
+  private async handleStream(conn: Conn, ctx: HandleContext): Promise<void> {
+    const refuse = (salt: Uint8Array) => {
+      if (!this.salts.add(salt)) throw new SsAuthError("shadowsocks: replayed salt");
+    };
+    const bc = new BufferedConn(
+      this.cipher.method.kind === "none" ? conn : new SsStreamConn(conn, this.cipher, refuse),
+    );
+    const ups = new Map<string, Promise<Conn | null>>();
+    // Replies from every target share the stream: one frame at a time.
+    let writing: Promise<void> = Promise.resolve();
+    const reply = (host: string, port: number, d: Uint8Array) => {
+      if (d.length === 0 || d.length > 0xffff) return;
+      const frame = encodeUdpTunFrame(host, port, d);
+      writing = writing.then(() => writeAll(bc, frame)).catch(() => closeQuietly(conn));
+    };
+    let frames = 0;
+    try {
+      for (;;) {
+        let f;
+        try {
+          f = await readUdpTunFrame(bc);
+        } catch (e) {
+          if (frames === 0) {
+            ctx.log.debug(`ssu: bad client: ${errMsg(e)} (reading and discarding)`);
+            await drain(conn);
+          } else ctx.log.debug(`ssu: stream ended: ${errMsg(e)}`);
+          return;
+        }
+        if (!f) return;
+        frames++;
+        const target = socksAddrString(f.addr);
+        let up = ups.get(target);
+        if (!up) {
+          if (ups.size >= MAX_TARGETS) continue;
+          up = this.openForStream(target, reply, ctx.log);
+          ups.set(target, up);
+        }
+        const c = await up;
+        if (c && f.data.length) {
+          c.write(f.data).catch((e) => ctx.log.debug(`ssu → ${target}: ${errMsg(e)}`));
+        }
+      }
+    } finally {
+      for (const up of ups.values()) up.then((c) => closeQuietly(c ?? undefined));
+      await writing;
+      closeQuietly(conn);
+    }
+  }
+
+  /** Opens the UDP path to `target` and frames its replies back with their source. */
+  private async openForStream(
+    target: string,
+    reply: (host: string, port: number, d: Uint8Array) => void,
+    log: Logger,
+  ): Promise<Conn | null> {
+    let c: Conn;
+    try {
+      c = await this.o.router.dialUDP(target);
+    } catch (e) {
+      log.warn(`ssu to ${target}: ${errMsg(e)}`);
+      return null;
+    }
+    log.debug(`ssu (over a stream) → ${target}`);
+    const from = c.remoteAddr;
+    const host = normalizeIP(from.hostname);
+    (async () => {
+      const next = reader(c);
+      try {
+        for (let d; (d = await next()) !== null;) reply(host, from.port, d);
+      } catch { /* the upstream closed */ }
+    })();
+    return c;
   }
 }
 
