@@ -168,17 +168,78 @@ Deno.test({
   },
 });
 
+for (
+  const m of ["2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305"]
+) {
+  Deno.test({
+    name: `ssu ${m}: dost ↔ dost sessions; a replayed packet is dropped`,
+    ...IT,
+    fn: async () => {
+      const size = m.includes("128") ? 16 : 32;
+      const psk = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(size))));
+      const auth = `${m}:${encodeURIComponent(psk)}`;
+      const echo = startUdpEcho();
+      const s = freeUdpPort(), p = freeUdpPort();
+      // A recorder between client and server, to replay a captured client packet.
+      const mid = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      const midPort = (mid.addr as Deno.NetAddr).port;
+      let captured: Uint8Array | undefined;
+      let clientAddr: Deno.Addr | undefined;
+      const pipe = (async () => {
+        for (;;) {
+          const [d, from] = await mid.receive();
+          if ((from as Deno.NetAddr).port === s) {
+            if (clientAddr) await mid.send(d, clientAddr);
+          } else {
+            clientAddr = from;
+            captured ??= d.slice();
+            await mid.send(d, { transport: "udp", hostname: "127.0.0.1", port: s });
+          }
+        }
+      })().catch(() => {});
+      const server = await startDost(["-D", "-L", `ssu://${auth}@127.0.0.1:${s}`]);
+      const client = await startDost([
+        "-L",
+        `udp://127.0.0.1:${p}/127.0.0.1:${echo.port}`,
+        "-F",
+        `ssu://${auth}@127.0.0.1:${midPort}`,
+      ]);
+      try {
+        await echoes(p, 60);
+        assert(captured, "no packet went through the recorder");
+        await mid.send(captured, { transport: "udp", hostname: "127.0.0.1", port: s });
+        assert(await until(() => server.logs().includes("replayed packet"), 5000), server.logs());
+        await echoes(p, 10);
+      } finally {
+        mid.close();
+        await pipe;
+        await client.stop();
+        await server.stop();
+        echo.close();
+      }
+    },
+  });
+}
+
 Deno.test({
-  name: "ssu: 2022 methods fail at start-up with one line",
+  name: "ssu: 2022 multi-user keys and 2022 over a stream transport fail at start-up with one line",
   ...IT,
   fn: async () => {
     const key = btoa(String.fromCharCode(...new Uint8Array(16)));
-    const r = await runDost([
+    const r1 = await runDost([
       "-L",
-      `ssu://2022-blake3-aes-128-gcm:${encodeURIComponent(key)}@127.0.0.1:${freeUdpPort()}`,
+      `ssu://2022-blake3-aes-128-gcm:${
+        encodeURIComponent(`${key}:${key}`)
+      }@127.0.0.1:${freeUdpPort()}`,
     ]);
-    assertEquals(r.code, 1);
-    assert(/2022 over UDP .* is not supported yet/.test(r.stderr), r.stderr);
+    assertEquals(r1.code, 1);
+    assert(/multi-user keys .* not supported yet/.test(r1.stderr), r1.stderr);
+    const r2 = await runDost([
+      "-L",
+      `ssu+tcp://2022-blake3-aes-128-gcm:${encodeURIComponent(key)}@127.0.0.1:${freePort()}`,
+    ]);
+    assertEquals(r2.code, 1);
+    assert(/runs over UDP only/.test(r2.stderr), r2.stderr);
   },
 });
 

@@ -2,32 +2,36 @@
  * Shadowsocks AEAD UDP packets (SIP004): `salt ‖ AEAD(subkey(salt), nonce 0, address ‖ payload)
  * ‖ tag`, one datagram each, a fresh salt per packet. Client packets carry the target address,
  * server packets the address the payload came from. The `none` method sends `address ‖ payload`
- * in the clear. SIP022 UDP (AES-ECB packet headers, sessions) is not implemented.
+ * in the clear. SIP022 (2022) methods use their own session-based format: packet2022.ts.
  *
  * The codec works in place on reused buffers (a packet costs no allocation): what `seal` and
  * `open` return is valid until the next call — send it at once, or copy it.
  */
-import { ConfigError } from "../../core/errors.ts";
 import { type Aead, newAead, TAG_SIZE } from "../../crypto/aead.ts";
 import { decodeAddr, type SocksAddr } from "../socks/addr.ts";
 import { aeadSubkey, type SsCipher } from "./cipher.ts";
 import { SsAuthError } from "./stream.ts";
+import { check2022Packet } from "./packet2022.ts";
 
 const ZERO_NONCE = new Uint8Array(12);
 /** Largest packet handled (a UDP payload). */
 const MAX_PACKET = 65535;
 
-/** Fails at start-up for methods whose UDP form dost does not speak. */
+/** Seals one client→server or server→client packet and opens the other direction's. */
+export interface PacketCodec {
+  /** `address ‖ payload` → one packet (valid until the next seal: send it at once, or copy). */
+  seal(addr: Uint8Array, payload: Uint8Array): Uint8Array;
+  /** One packet → its address and payload; throws SsAuthError when it does not open. */
+  open(packet: Uint8Array): { addr: SocksAddr; payload: Uint8Array };
+}
+
+/** Fails at start-up for what dost's ssu does not speak (2022 multi-user identity headers). */
 export function checkPacketMethod(c: SsCipher, where: string): void {
-  if (c.method.kind === "2022") {
-    throw new ConfigError(
-      `${where}: shadowsocks 2022 over UDP (ssu with ${c.method.name}) is not supported yet`,
-    );
-  }
+  if (c.method.kind === "2022") check2022Packet(c, where);
 }
 
 /** Seals and opens packets of one cipher (one AEAD context per direction, rekeyed per packet). */
-export class SsPacketCodec {
+export class SsPacketCodec implements PacketCodec {
   private sealer?: Aead;
   private opener?: Aead;
   private readonly subkey: Uint8Array;

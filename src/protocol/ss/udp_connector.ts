@@ -14,7 +14,8 @@ import { isDatagramConn } from "../../transport/udp/dialer.ts";
 import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
 import { UdpTunConn } from "../socks5/udp_tun.ts";
 import { ssCipher } from "./cipher.ts";
-import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
+import { checkPacketMethod, type PacketCodec, SsPacketCodec } from "./packet.ts";
+import { Ss2022UdpClient } from "./packet2022.ts";
 import { SsStreamConn } from "./stream.ts";
 
 /**
@@ -25,7 +26,7 @@ export class SsuClientConn implements Conn, DatagramPort {
   private buf?: Uint8Array;
   constructor(
     private readonly inner: Conn,
-    private readonly codec: SsPacketCodec,
+    private readonly codec: PacketCodec,
     private readonly target: Uint8Array,
   ) {}
 
@@ -100,6 +101,9 @@ export class SsuClientConn implements Conn, DatagramPort {
   }
 }
 
+/** Dialers whose conns carry datagrams (ssu then sends packets, not UDP-TUN frames). */
+const DATAGRAM_DIALERS = new Set(["udp"]);
+
 registerConnector("ssu", (o) => {
   const where = `node ${o.node}`;
   if (!o.auth) {
@@ -109,7 +113,14 @@ registerConnector("ssu", (o) => {
   }
   const cipher = ssCipher(o.auth.username, o.auth.password ?? "", where, o.params.str("key"));
   checkPacketMethod(cipher, where);
-  const codec = new SsPacketCodec(cipher);
+  const is2022 = cipher.method.kind === "2022";
+  if (is2022 && !DATAGRAM_DIALERS.has(o.transport ?? "udp")) {
+    throw new ConfigError(
+      `${where}: ssu with ${cipher.method.name} runs over UDP only (gost has no 2022 UDP-over-TCP)`,
+    );
+  }
+  // SIP004 packets are independent; a 2022 client is a session (its own ID and counter).
+  const shared = is2022 ? undefined : new SsPacketCodec(cipher);
   return {
     connect(conn: Conn, network, address) {
       if (network !== "udp") {
@@ -123,6 +134,7 @@ registerConnector("ssu", (o) => {
         const stream = cipher.method.kind === "none" ? conn : new SsStreamConn(conn, cipher);
         return Promise.resolve(new UdpTunConn(new BufferedConn(stream), host, port));
       }
+      const codec = shared ?? new Ss2022UdpClient(cipher);
       return Promise.resolve(new SsuClientConn(conn, codec, encodeAddr(host, port)));
     },
   };

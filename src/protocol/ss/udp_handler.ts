@@ -28,7 +28,8 @@ import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/rel
 import { encodeUdpTunFrame, readUdpTunFrame } from "../socks5/udp_tun.ts";
 import { type SsCipher, ssCipher } from "./cipher.ts";
 import { drain } from "./handler.ts";
-import { checkPacketMethod, SsPacketCodec } from "./packet.ts";
+import { checkPacketMethod, type PacketCodec, SsPacketCodec } from "./packet.ts";
+import { Ss2022UdpServer } from "./packet2022.ts";
 import { SaltFilter } from "./replay.ts";
 import { SsAuthError, SsStreamConn } from "./stream.ts";
 
@@ -61,6 +62,8 @@ interface Upstream {
 export class SsuHandler implements Handler {
   private readonly cipher: SsCipher;
   private readonly codec: SsPacketCodec;
+  /** 2022 methods: client sessions by session ID (replies are sealed per session). */
+  private readonly server2022?: Ss2022UdpServer;
   private readonly stream: boolean;
   private readonly salts = new SaltFilter();
 
@@ -75,6 +78,15 @@ export class SsuHandler implements Handler {
     checkPacketMethod(this.cipher, where);
     this.codec = new SsPacketCodec(this.cipher);
     this.stream = !DATAGRAM_LISTENERS.has(o.transport ?? "udp");
+    if (this.cipher.method.kind === "2022") {
+      if (this.stream) {
+        throw new ConfigError(
+          `${where}: ssu with ${this.cipher.method.name} runs over UDP only ` +
+            "(gost has no 2022 UDP-over-TCP)",
+        );
+      }
+      this.server2022 = new Ss2022UdpServer(this.cipher);
+    }
   }
 
   handle(conn: Conn, ctx: HandleContext): Promise<void> {
@@ -83,11 +95,20 @@ export class SsuHandler implements Handler {
     const ups = new Map<string, Upstream>();
     const port = portOf(conn);
     let bad = 0;
+    // Replies are sealed for the client's latest session (2022) or statelessly (SIP004).
+    let session: Pick<PacketCodec, "seal"> | undefined;
+    const replies: Pick<PacketCodec, "seal"> = {
+      seal: (a, p) => (session ?? this.codec).seal(a, p),
+    };
     /** One client packet (a view valid during the call). */
     const onPacket = (d: Uint8Array) => {
       let addr, payload;
       try {
-        ({ addr, payload } = this.codec.open(d));
+        if (this.server2022) {
+          const o = this.server2022.open(d);
+          ({ addr, payload } = o);
+          session = o.session;
+        } else ({ addr, payload } = this.codec.open(d));
       } catch (e) {
         if (bad++ === 0) ctx.log.debug(`ssu ${client}: dropped a packet: ${errMsg(e)}`);
         return;
@@ -98,7 +119,7 @@ export class SsuHandler implements Handler {
         if (ups.size >= MAX_TARGETS) return;
         up = { pending: [] };
         ups.set(target, up);
-        void this.open(conn, port, target, up, ctx.log);
+        void this.open(conn, port, target, up, replies, ctx.log);
       }
       if (up.port) {
         try {
@@ -142,6 +163,7 @@ export class SsuHandler implements Handler {
     port: DatagramPort | undefined,
     target: string,
     up: Upstream,
+    replies: Pick<PacketCodec, "seal">,
     log: Logger,
   ): Promise<void> {
     let c: Conn;
@@ -165,7 +187,7 @@ export class SsuHandler implements Handler {
       upPort.pushTo(
         (d) => {
           try {
-            port.sendSync(this.codec.seal(src, d));
+            port.sendSync(replies.seal(src, d));
           } catch { /* the session closed: its end closes this upstream */ }
         },
         () => {},
@@ -176,7 +198,7 @@ export class SsuHandler implements Handler {
     const next = reader(c);
     try {
       for (let d; (d = await next()) !== null;) {
-        await conn.write(this.codec.seal(src, d).slice());
+        await conn.write(replies.seal(src, d).slice());
       }
     } catch { /* the session or the upstream closed */ }
     closeQuietly(c);
