@@ -399,10 +399,6 @@ Deno.test("dns proxy: bad settings fail at start-up with one line", IT, async ()
   const port = freePort();
   for (
     const [url, msg] of [
-      [
-        `dns://127.0.0.1:${port}/1.1.1.1?mode=https`,
-        `dns listener mode "https" (DoH server) is not supported yet`,
-      ],
       [`dns://127.0.0.1:${port}/1.1.1.1?mode=quic`, `"quic" is not a dns listener mode`],
       [
         `dns://127.0.0.1:${port}/1.1.1.1?clientIP=nope`,
@@ -446,6 +442,121 @@ Deno.test({
       }).output();
       const text = dec.decode(out.stdout).trim();
       assertEquals(text, "10.1.2.3", `kdig +tcp: ${dec.decode(out.stderr)}`);
+    } finally {
+      await dost.stop();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "dns proxy: mode=https (DoH) answers dig/kdig +https (HTTP/2) and curl (HTTP/1.1 GET, POST)",
+  ...opts,
+  ignore: opts.ignore || needs("kdig", "curl").ignore,
+  fn: async () => {
+    const d = await startDnsmasq();
+    const port = freePort();
+    const dost = await startDost([
+      "-D",
+      "-L",
+      `dns://127.0.0.1:${port}/udp://127.0.0.1:${d.port}?mode=https`,
+    ]);
+    const run = async (cmd: string, args: string[], input?: Uint8Array) => {
+      const child = new Deno.Command(cmd, {
+        args,
+        stdin: input ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      if (input) {
+        const w = child.stdin.getWriter();
+        await w.write(input);
+        await w.close();
+      }
+      const out = await child.output();
+      return { out: out.stdout, text: dec.decode(out.stdout).trim(), err: dec.decode(out.stderr) };
+    };
+    const answers = (b: Uint8Array) =>
+      (dnsPacket.decode(Buffer.from(b)).answers ?? []).map((a) =>
+        String((a as { data?: unknown }).data)
+      );
+    const query = (name: string) =>
+      new Uint8Array(dnsPacket.encode({
+        type: "query",
+        id: 7,
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: [{ type: "A", name }],
+      }));
+    const url = `https://127.0.0.1:${port}/dns-query`;
+    try {
+      // HTTP/2 by ALPN.
+      const dg = await run("dig", [
+        "+https",
+        "-p",
+        String(port),
+        "@127.0.0.1",
+        "+short",
+        "+tries=1",
+        "rec.test",
+      ]);
+      assertEquals(dg.text, "10.1.2.3", dg.err);
+      const kd = await run("kdig", [
+        "@127.0.0.1",
+        "-p",
+        String(port),
+        "+https",
+        "+short",
+        "+timeout=3",
+        "+retry=0",
+        "dot.test",
+      ]);
+      assertEquals(kd.text, "10.5.5.5", kd.err);
+      // HTTP/1.1: GET with ?dns=base64url, POST application/dns-message.
+      const b64 = btoa(String.fromCharCode(...query("chain.test"))).replace(/\+/g, "-")
+        .replace(/\//g, "_").replace(/=+$/, "");
+      const get = await run("curl", ["-sk", "--http1.1", `${url}?dns=${b64}`]);
+      assertEquals(answers(get.out), ["10.4.4.4"], get.err);
+      const post = await run("curl", [
+        "-sk",
+        "--http1.1",
+        "-H",
+        "Content-Type: application/dns-message",
+        "--data-binary",
+        "@-",
+        url,
+      ], query("name.test"));
+      assertEquals(answers(post.out), ["127.0.0.9"], post.err);
+      // Refused without reaching the handler: no query, wrong media type, wrong method.
+      const codes = [];
+      for (
+        const args of [[url], ["-X", "POST", "-H", "Content-Type: text/plain", "-d", "x", url], [
+          "-X",
+          "PUT",
+          url,
+        ]]
+      ) {
+        codes.push(
+          (await run("curl", [
+            "-sk",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            ...args,
+          ])).text,
+        );
+      }
+      assertEquals(codes, ["400", "415", "405"]);
+      // Garbage instead of TLS: logged, and the service goes on.
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+      await c.closeWrite();
+      while ((await c.read(new Uint8Array(512))) !== null) { /* drain */ }
+      c.close();
+      const again = await run("curl", ["-sk", "--http2", `${url}?dns=${b64}`]);
+      assertEquals(answers(again.out), ["10.4.4.4"], again.err);
     } finally {
       await dost.stop();
       await d.stop();

@@ -4,7 +4,7 @@
  *  - `tcp`: RFC 7766 framing (2-byte length prefix), several queries per connection;
  *  - `tls`: the same framing inside TLS (DNS over TLS, RFC 7858; `cert=`/`key=` as the tls
  *    listener, else cert.pem/key.pem or a self-signed certificate);
- *  - `https` (DoH server): not supported yet, refused at start-up.
+ *  - `https`: DNS over HTTPS (RFC 8484, doh_server.ts), HTTP/2 or HTTP/1.1 over TLS.
  * gost serves one of them per service (UDP only by default), so a proxy answering both UDP and
  * TCP on one port is two services: `-L dns://:53/… -L "dns://:53/…?mode=tcp"`. dost keeps that
  * default (gost configs with such pairs load as they are) and also takes a list,
@@ -23,6 +23,7 @@ import { type ListenerOptions, registerListener } from "../../registry.ts";
 import { listenTCP } from "../tcp/listener.ts";
 import { listenUDP } from "../udp/listener.ts";
 import { tlsBase } from "../tls/listener.ts";
+import { listenDoH } from "./doh_server.ts";
 
 /** Idle time after which a UDP client session is dropped (a new datagram opens a new one). */
 const UDP_SESSION_TTL = 10_000;
@@ -227,9 +228,7 @@ async function listenMode(o: ListenerOptions, mode: string): Promise<Listener> {
       );
     }
     case "https":
-      throw new ConfigError(
-        `${p.where}: dns listener mode "https" (DoH server) is not supported yet`,
-      );
+      return await listenDoH(o, o.log);
     default:
       throw new ConfigError(
         `${p.where}: parameter "mode": "${mode}" is not a dns listener mode (udp, tcp, tls, https; or a list such as udp,tcp)`,

@@ -49,8 +49,15 @@ export function h2TLSClient(p: Params): ClientLayer {
   };
 }
 
-/** A TLS server step offering ALPN h2, from a listener's `cert`/`key`/`ca` parameters. */
-export async function h2TLSServer(p: Params, log: Logger): Promise<ServerLayer> {
+/**
+ * A TLS server step offering ALPN h2 (and whatever else `alpn` lists, in order of preference),
+ * from a listener's `cert`/`key`/`ca` parameters.
+ */
+export async function h2TLSServer(
+  p: Params,
+  log: Logger,
+  alpn: string[] = ["h2"],
+): Promise<ServerLayer> {
   const cfg = await serverTLSFromParams(p, log);
   const ctx = tls.createSecureContext({ cert: cfg.cert, key: cfg.key, ca: cfg.ca });
   const requestCert = cfg.ca !== undefined;
@@ -61,7 +68,7 @@ export async function h2TLSServer(p: Params, log: Logger): Promise<ServerLayer> 
       secureContext: ctx,
       requestCert,
       rejectUnauthorized: requestCert,
-      ALPNProtocols: ["h2"],
+      ALPNProtocols: alpn,
     });
     // node:http2 needs the TLS socket behind a plain Duplex (handed a TLSSocket directly, the
     // server session never starts in Deno 2.9.6), hence the Conn in between.
