@@ -16,7 +16,7 @@ import type { Logger } from "../../core/logger.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { type Dialer, registerDialer, registerListener } from "../../registry.ts";
 import { listenStream } from "../tcp/listener.ts";
-import { H2Pool, request } from "../h2/client.ts";
+import { endSoleSession, H2Pool, request } from "../h2/client.ts";
 import { serveH2 } from "../h2/server.ts";
 import { h2TLSClient, h2TLSServer, plain } from "../h2/tls.ts";
 import { methodPath } from "./codec.ts";
@@ -73,7 +73,7 @@ class GrpcDialer implements Dialer {
     };
     // gRPC servers send their headers with the first message, so the call is not awaited.
     const { stream } = await request(ref.session, headers, { timeout, waitResponse: false });
-    const onClose = ref.sole ? () => ref.session.close() : undefined;
+    const onClose = ref.sole ? () => endSoleSession(ref.session) : undefined;
     return new GrpcConn(stream, ref.addrs, "client", onClose);
   }
 }

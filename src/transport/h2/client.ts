@@ -10,6 +10,7 @@
  * carries exactly one stream and ends with it (`sole`).
  */
 import * as http2 from "node:http2";
+import type { Duplex } from "node:stream";
 import { type PooledSession, SessionPool } from "../../chain/session_pool.ts";
 import { type Conn } from "../../core/conn.ts";
 import { connToDuplex } from "../../core/duplex.ts";
@@ -58,6 +59,29 @@ export class H2Pool {
   }
 }
 
+/** The transport under each client session (endSoleSession ends it). */
+const transports = new WeakMap<http2.ClientHttp2Session, Duplex>();
+
+/**
+ * Ends a session made for a single tunnel stream (hop 2+) without a GOAWAY frame: its transport
+ * is ended (FIN after what is queued), then destroyed, and the session closes with its socket.
+ * Why not `session.close()`: Deno 2.9.6's nghttp2 can abort the whole process while processing
+ * a received GOAWAY (denoland/deno#36788) — seen here in the server of an h2 hop over a tunnel.
+ * The tunnel's end tells the server as much as a GOAWAY would.
+ */
+export function endSoleSession(session: http2.ClientHttp2Session): void {
+  const duplex = transports.get(session);
+  if (!duplex || duplex.destroyed) {
+    session.destroy();
+    return;
+  }
+  const t = setTimeout(() => duplex.destroy(), END_GRACE);
+  duplex.end(() => {
+    clearTimeout(t);
+    duplex.destroy();
+  });
+}
+
 /** Starts an HTTP/2 client session over `conn`; resolves once the server's SETTINGS arrived. */
 export function connectH2(
   conn: Conn,
@@ -74,6 +98,7 @@ export function connectH2(
   session.on("error", (e: Error) => lastErr = e); // fails the streams; never fatal
   session.on("goaway", () => (session as { goingAway?: boolean }).goingAway = true);
   session.once("close", () => duplex.destroy());
+  transports.set(session, duplex);
   // The server closed the connection: the session cannot carry more (see serveH2).
   duplex.once("end", () => {
     (session as { goingAway?: boolean }).goingAway = true;

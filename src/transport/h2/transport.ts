@@ -21,7 +21,7 @@ import {
   registerListener,
 } from "../../registry.ts";
 import { listenStream } from "../tcp/listener.ts";
-import { H2Pool, request } from "./client.ts";
+import { endSoleSession, H2Pool, request } from "./client.ts";
 import { serveH2 } from "./server.ts";
 import { H2StreamConn } from "./stream.ts";
 import { type ClientLayer, h2TLSClient, h2TLSServer, plain, type ServerLayer } from "./tls.ts";
@@ -91,7 +91,7 @@ class H2Dialer implements Dialer {
       ? { ":method": "GET", ":path": this.path, ":authority": authority }
       : { ":method": "CONNECT", ":authority": authority };
     for (const [k, v] of this.header) headers[k.toLowerCase()] = v;
-    const onClose = ref.sole ? () => ref.session.close() : undefined;
+    const onClose = ref.sole ? () => endSoleSession(ref.session) : undefined;
     let r;
     try {
       r = await request(ref.session, headers, { timeout: opts.timeout, waitResponse: true });
