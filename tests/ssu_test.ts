@@ -15,7 +15,7 @@ import {
   startUdpEcho,
   until,
 } from "./lib/harness.ts";
-import { startPeer } from "./lib/peers.ts";
+import { startDnsmasq, startPeer } from "./lib/peers.ts";
 
 const PW = "udp pass";
 const AEAD = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"];
@@ -276,6 +276,56 @@ Deno.test({
       await Promise.all(clients.map((c) => c.stop()));
       await server.stop();
       echo.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ssu: dig through ss-tunnel -u → dost ssu, and through dost -F ssu → ss-server -u (dnsmasq)",
+  ...IT,
+  ...needs("ss-tunnel", "ss-server", "dig", "dnsmasq"),
+  fn: async () => {
+    const m = "aes-256-gcm";
+    const dns = await startDnsmasq(["--host-record=ssu.test,10.7.7.7", "--local=/test/"]);
+    const dig = async (port: number) => {
+      const out = await new Deno.Command("dig", {
+        args: ["@127.0.0.1", "-p", String(port), "+short", "+tries=2", "+time=2", "ssu.test"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    const s1 = freeUdpPort(), t1 = freePort();
+    const s2 = freePort(), p2 = freeUdpPort();
+    // Two processes: -F nodes would apply to every service of one.
+    const dosts = [
+      await startDost(["-L", `ssu://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s1}`]),
+      await startDost([
+        "-L",
+        `udp://127.0.0.1:${p2}/127.0.0.1:${dns.port}`,
+        "-F",
+        `ssu://${m}:${encodeURIComponent(PW)}@127.0.0.1:${s2}`,
+      ]),
+    ];
+    const peers = [
+      await startPeer("ss-tunnel", [
+        ...["-s", "127.0.0.1", "-p", String(s1), "-b", "127.0.0.1", "-l", String(t1)],
+        ...["-L", `127.0.0.1:${dns.port}`, "-k", PW, "-m", m, "-u"],
+      ], t1),
+      await startPeer(
+        "ss-server",
+        ["-s", "127.0.0.1", "-p", String(s2), "-k", PW, "-m", m, "-u"],
+        s2,
+      ),
+    ];
+    try {
+      assertEquals(await dig(t1), "10.7.7.7"); // ss-tunnel → dost ssu server → dnsmasq
+      assertEquals(await dig(p2), "10.7.7.7"); // dost ssu client → ss-server → dnsmasq
+    } finally {
+      for (const p of peers) await p.stop();
+      for (const d of dosts) await d.stop();
+      await dns.stop();
     }
   },
 });
