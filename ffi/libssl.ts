@@ -24,6 +24,9 @@ const SYMBOLS = {
   SSL_CTX_check_private_key: { parameters: ["pointer"], result: "i32" },
   SSL_CTX_add_client_CA: { parameters: ["pointer", "pointer"], result: "i32" },
   SSL_CTX_set_session_id_context: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  SSL_CTX_set_alpn_select_cb: { parameters: ["pointer", "function", "pointer"], result: "void" },
+  SSL_set_alpn_protos: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  SSL_get0_alpn_selected: { parameters: ["pointer", "buffer", "buffer"], result: "void" },
   SSL_new: { parameters: ["pointer"], result: "pointer" },
   SSL_free: { parameters: ["pointer"], result: "void" },
   SSL_set_bio: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
@@ -101,6 +104,8 @@ export const TLS1_2_VERSION = 0x0303;
 export const SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 2;
 export const SSL_OP_NO_RENEGOTIATION = 1n << 30n;
 export const BIO_C_SET_BUF_MEM_EOF_RETURN = 130;
+export const SSL_TLSEXT_ERR_OK = 0;
+export const SSL_TLSEXT_ERR_NOACK = 3;
 
 let loaded: Libssl | null | undefined;
 /** Why libssl() returned null (for a debug line). */

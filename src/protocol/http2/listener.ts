@@ -10,15 +10,13 @@
  * first read or write answers 200.
  */
 import type * as http2 from "node:http2";
-import { TLSSocket } from "node:tls";
 import { type Addr, addrString, type Conn } from "../../core/conn.ts";
-import type { DuplexConn } from "../../core/duplex.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import { registerListener } from "../../registry.ts";
 import { listenStream } from "../../transport/tcp/listener.ts";
 import { serveH2 } from "../../transport/h2/server.ts";
 import { H2StreamConn } from "../../transport/h2/stream.ts";
-import { h2TLSServer } from "../../transport/h2/tls.ts";
+import { alpnOf, h2TLSServer } from "../../transport/h2/tls.ts";
 
 /** One HTTP/2 request stream, not answered yet. */
 export class Http2RequestConn implements Conn {
@@ -84,13 +82,10 @@ registerListener("http2", async (o) => {
       const conn = await tls(raw);
       // As gost's (Go's net/http) server: a TLS client that did not choose h2 by ALPN speaks
       // HTTP/1.1 (e.g. curl --proxy https://…); the http2 handler serves it as an HTTP proxy.
-      if ((conn as DuplexConn).stream instanceof TLSSocket) {
-        const alpn = ((conn as DuplexConn).stream as TLSSocket).alpnProtocol;
-        if (alpn !== "h2") {
-          o.log.debug(`${peer}: http2: no h2 by ALPN, serving HTTP/1.1`);
-          emit(conn);
-          return;
-        }
+      if (alpnOf(conn) !== "h2") {
+        o.log.debug(`${peer}: http2: no h2 by ALPN, serving HTTP/1.1`);
+        emit(conn);
+        return;
       }
       o.log.debug(`${peer}: http2 session started`);
       const addrs = { localAddr: raw.localAddr, remoteAddr: raw.remoteAddr };

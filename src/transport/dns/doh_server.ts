@@ -10,10 +10,8 @@
  * 400/405/413/415 without reaching the handler.
  */
 import type * as http2 from "node:http2";
-import { TLSSocket } from "node:tls";
 import { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, addrString, type Conn, type Listener, writeAll } from "../../core/conn.ts";
-import type { DuplexConn } from "../../core/duplex.ts";
 import { errMsg, ProtocolError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
@@ -28,7 +26,7 @@ import {
   simpleResponse,
 } from "../../protocol/http/wire.ts";
 import type { ListenerOptions } from "../../registry.ts";
-import { h2TLSServer } from "../h2/tls.ts";
+import { alpnOf, h2TLSServer } from "../h2/tls.ts";
 import { serveH2 } from "../h2/server.ts";
 import { listenStream } from "../tcp/listener.ts";
 
@@ -222,8 +220,7 @@ export async function listenDoH(o: ListenerOptions, log: Logger): Promise<Listen
       const peer = addrString(raw.remoteAddr);
       const conn = await tls(raw);
       const a = { localAddr: raw.localAddr, remoteAddr: raw.remoteAddr };
-      const sock = (conn as DuplexConn).stream;
-      const h2 = sock instanceof TLSSocket && sock.alpnProtocol === "h2";
+      const h2 = alpnOf(conn) === "h2";
       try {
         const n = h2
           ? await serveH2(conn, (s, h) => onH2Stream(s, h, a, emit))

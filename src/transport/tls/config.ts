@@ -29,6 +29,8 @@ export interface ClientTLS {
   /** Client certificate and key (PEM) for servers that ask for one. */
   cert?: string;
   key?: string;
+  /** ALPN protocols to offer, in order of preference (the OpenSSL engine). */
+  alpn?: string[];
 }
 
 const CERT_KEYS = ["tls.certFile", "certFile", "cert"];

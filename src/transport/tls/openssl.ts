@@ -29,6 +29,8 @@ import {
   SSL_ERROR_ZERO_RETURN,
   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER,
   SSL_OP_NO_RENEGOTIATION,
+  SSL_TLSEXT_ERR_NOACK,
+  SSL_TLSEXT_ERR_OK,
   SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
   SSL_VERIFY_NONE,
   SSL_VERIFY_PEER,
@@ -86,9 +88,68 @@ const freeCtx = new FinalizationRegistry<Deno.PointerValue>((p) => {
 
 /** An SSL_CTX freed when its holder is collected (each SSL holds its own reference). */
 class Ctx {
-  constructor(readonly ptr: Deno.PointerValue) {
+  constructor(
+    readonly ptr: Deno.PointerValue,
+    /** Memory the context points into (a server's ALPN list), kept as long as it lives. */
+    readonly keep?: Uint8Array,
+  ) {
     freeCtx.register(this, ptr);
   }
+}
+
+// ---- ALPN ----
+
+/** Protocol names in ALPN wire format: each a length byte and its bytes. */
+export function alpnWire(protos: string[]): Uint8Array<ArrayBuffer> {
+  const parts = protos.map((p) => new TextEncoder().encode(p));
+  const out = new Uint8Array(parts.reduce((n, p) => n + 1 + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    if (p.length === 0 || p.length > 255) throw new ConfigError(`tls: bad ALPN name "${p}"`);
+    out[at++] = p.length;
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A server's choice among the client's protocols: the first of ours (`arg`: a 2-byte length,
+ * then our list in wire format) the client offers. No match: no ALPN at all (NOACK), and the
+ * listener serves its fallback (HTTP/1.1) rather than failing the handshake.
+ */
+const ALPN_SELECT = {
+  parameters: ["pointer", "pointer", "pointer", "pointer", "u32", "pointer"],
+  result: "i32",
+} as const;
+let alpnSelect: Deno.UnsafeCallback<typeof ALPN_SELECT> | undefined;
+function alpnSelectCallback(): Deno.UnsafeCallback<typeof ALPN_SELECT> {
+  alpnSelect ??= new Deno.UnsafeCallback(
+    ALPN_SELECT,
+    (_ssl, out, outlen, inp, inlen, arg) => {
+      if (!out || !outlen || !inp || !arg || inlen === 0) return SSL_TLSEXT_ERR_NOACK;
+      const argView = new Deno.UnsafePointerView(arg);
+      const mineLen = argView.getUint16(0);
+      const mine = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(arg, mineLen, 2));
+      const theirs = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(inp, inlen));
+      for (let m = 0; m < mine.length; m += 1 + mine[m]) {
+        const n = mine[m];
+        for (let t = 0; t < theirs.length; t += 1 + theirs[t]) {
+          if (theirs[t] !== n || t + 1 + n > theirs.length) continue;
+          let same = true;
+          for (let i = 1; i <= n && same; i++) same = theirs[t + i] === mine[m + i];
+          if (!same) continue;
+          // *out points into the client's list (OpenSSL keeps it for the handshake).
+          new BigUint64Array(Deno.UnsafePointerView.getArrayBuffer(out, 8))[0] =
+            BigInt(Deno.UnsafePointer.value(inp)) + BigInt(t + 1);
+          new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(outlen, 1))[0] = n;
+          return SSL_TLSEXT_ERR_OK;
+        }
+      }
+      return SSL_TLSEXT_ERR_NOACK;
+    },
+  );
+  return alpnSelect;
 }
 
 /** Runs `f` on a read-only memory BIO over `pem` (the BIO does not copy it). */
@@ -316,6 +377,23 @@ export class OsslTlsConn implements Conn {
       protocol: cString(this.lib.SSL_get_version(ssl)),
       cipher: cString(this.lib.SSL_CIPHER_get_name(this.lib.SSL_get_current_cipher(ssl))),
     };
+  }
+
+  /** The protocol chosen by ALPN ("h2"), or undefined when none was. */
+  get alpnProtocol(): string | undefined {
+    const ptr = new BigUint64Array(1), len = new Uint32Array(1);
+    this.lib.SSL_get0_alpn_selected(this.live(), ptr, len);
+    if (!ptr[0] || !len[0]) return undefined;
+    const at = Deno.UnsafePointer.create(ptr[0])!;
+    return new TextDecoder().decode(Deno.UnsafePointerView.getArrayBuffer(at, len[0]));
+  }
+
+  /** Offers ALPN protocols (client side), in order of preference. */
+  offerAlpn(protos: string[]): void {
+    const wire = alpnWire(protos);
+    if (this.lib.SSL_set_alpn_protos(this.live(), wire, wire.length) !== 0) {
+      throw new Error(`tls: SSL_set_alpn_protos failed: ${drainErrors(this.lib)}`);
+    }
   }
 
   /** Sets SNI and, when verifying, the name (or IP) the server's certificate must match. */
@@ -593,6 +671,7 @@ export async function osslTlsClient(
     const host = splitHostPort(addr).host || "127.0.0.1";
     c = new OsslTlsConn(lib, clientCtx(lib, cfg), conn, false);
     c.setPeerName(cfg.serverName ?? host, cfg.secure);
+    if (cfg.alpn?.length) c.offerAlpn(cfg.alpn);
   } catch (e) {
     closeQuietly(conn);
     throw e;
@@ -606,10 +685,23 @@ export class OsslTlsServer {
   private readonly lib: Libssl;
   private readonly ctx: Ctx;
 
-  constructor(cfg: ServerTLS) {
+  /** `alpn`: protocols the server takes, in order of preference (none: no ALPN). */
+  constructor(cfg: ServerTLS, alpn: string[] = []) {
     const lib = this.lib = need();
     const ctx = newCtx(lib, true);
+    let keep: Uint8Array | undefined;
     try {
+      if (alpn.length) {
+        const wire = alpnWire(alpn);
+        keep = new Uint8Array(2 + wire.length);
+        new DataView(keep.buffer).setUint16(0, wire.length, true);
+        keep.set(wire, 2);
+        lib.SSL_CTX_set_alpn_select_cb(
+          ctx,
+          alpnSelectCallback().pointer,
+          Deno.UnsafePointer.of(keep),
+        );
+      }
       useCertAndKey(lib, ctx, cfg.cert, cfg.key, "server");
       if (cfg.ca !== undefined) {
         trustCAs(lib, ctx, cfg.ca, true);
@@ -622,7 +714,7 @@ export class OsslTlsServer {
       lib.SSL_CTX_free(ctx);
       throw e;
     }
-    this.ctx = new Ctx(ctx);
+    this.ctx = new Ctx(ctx, keep);
   }
 
   /** Runs the server handshake over `raw`; with `ca=`, a client without a valid cert fails. */

@@ -722,3 +722,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test("openssl tls: ALPN — the server picks its first protocol the client offers, else none", async () => {
+  const { server: cert } = await pki();
+  const srv = new OsslTlsServer(cert, ["h2", "http/1.1"]);
+  for (
+    const [offer, want] of [
+      [["http/1.1", "h2"], "h2"], // the server's order wins
+      [["http/1.1"], "http/1.1"],
+      [["spdy/3", "acme"], undefined], // no overlap: no ALPN, the handshake still succeeds
+      [[], undefined],
+    ] as [string[], string | undefined][]
+  ) {
+    const [a, b] = await tcpPair();
+    const [client, server] = await Promise.all([
+      osslTlsClient(a, { secure: false, alpn: offer }, "127.0.0.1:443", 5000),
+      srv.handshake(b, 5000),
+    ]);
+    assertEquals((client as OsslTlsConn).alpnProtocol, want, `offer ${offer.join(",")}`);
+    assertEquals((server as OsslTlsConn).alpnProtocol, want);
+    await client.write(enc.encode("ping"));
+    const got = new Uint8Array(4);
+    assertEquals(await server.read(got), 4);
+    assertEquals(dec.decode(got), "ping");
+    client.close();
+    server.close();
+  }
+  // A node:tls client offering h2 gets it too.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    const s = await srv.handshake(await l.accept(), 5000);
+    const p = (s as OsslTlsConn).alpnProtocol;
+    s.close();
+    return p;
+  })();
+  const sock = tls.connect({
+    host: "127.0.0.1",
+    port: (l.addr as Deno.NetAddr).port,
+    rejectUnauthorized: false,
+    ALPNProtocols: ["h2"],
+  });
+  const alpn = await new Promise<string | false>((resolve, reject) => {
+    sock.on("error", reject);
+    sock.on("secureConnect", () => resolve(sock.alpnProtocol ?? false));
+  });
+  sock.destroy();
+  assertEquals(alpn, "h2");
+  assertEquals(await served, "h2");
+  l.close();
+});
