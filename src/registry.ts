@@ -76,6 +76,12 @@ export const ENCRYPTED_TRANSPORTS = new Set([
   "sshd",
 ]);
 
+/**
+ * Transports (listener or dialer types) whose conns carry datagrams, one read per message:
+ * handlers that also run over streams (ssu) or read stream headers (PROXY) tell them apart.
+ */
+export const DATAGRAM_TRANSPORTS = new Set(["udp", "rudp", "redu", "tun", "tap"]);
+
 export interface ListenerOptions {
   service: string;
   /** `host:port` to listen on (host "" = all interfaces). */

@@ -12,7 +12,7 @@ import { withDeadline } from "../../core/deadline.ts";
 import { errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { Params } from "../../config/params.ts";
-import type { HandleContext, Handler } from "../../registry.ts";
+import { DATAGRAM_TRANSPORTS, type HandleContext, type Handler } from "../../registry.ts";
 import { encodeHeader, type ProxyHeader, readProxyHeader } from "./wire.ts";
 
 /** How long a header may take when `readTimeout` is not set (go-proxyproto's default). */
@@ -211,9 +211,6 @@ export class ProxyProtocolHandler implements Handler {
   }
 }
 
-/** Listeners whose conns are datagram sessions: a PROXY header makes no sense there. */
-const DATAGRAM_LISTENERS = new Set(["udp", "rudp", "redu", "tun", "tap"]);
-
 /**
  * Stream transports whose TCP listener reads the PROXY header itself, before their own
  * handshake (`listenStream` in tcp/listener.ts); the handler must not look for a second one.
@@ -246,7 +243,8 @@ export function withProxyProtocol(
   log: Logger,
   listenerType: string,
 ): Handler {
-  if (DATAGRAM_LISTENERS.has(listenerType) || LISTENER_READS.has(listenerType)) return handler;
+  // Datagram sessions never carry a PROXY header.
+  if (DATAGRAM_TRANSPORTS.has(listenerType) || LISTENER_READS.has(listenerType)) return handler;
   const version = params.int("proxyProtocol", 0, 0, 2);
   if (version === 0) return handler;
   return new ProxyProtocolHandler(handler, log, proxyHeaderTimeout(params));

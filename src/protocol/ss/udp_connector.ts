@@ -8,7 +8,7 @@
 import { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, type Conn, splitHostPort } from "../../core/conn.ts";
 import { ConfigError, ProtocolError } from "../../core/errors.ts";
-import { registerConnector } from "../../registry.ts";
+import { DATAGRAM_TRANSPORTS, registerConnector } from "../../registry.ts";
 import { encodeAddr } from "../socks/addr.ts";
 import { isDatagramConn } from "../../transport/udp/dialer.ts";
 import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
@@ -101,9 +101,6 @@ export class SsuClientConn implements Conn, DatagramPort {
   }
 }
 
-/** Dialers whose conns carry datagrams (ssu then sends packets, not UDP-TUN frames). */
-const DATAGRAM_DIALERS = new Set(["udp"]);
-
 registerConnector("ssu", (o) => {
   const where = `node ${o.node}`;
   if (!o.auth) {
@@ -114,7 +111,7 @@ registerConnector("ssu", (o) => {
   const cipher = ssCipher(o.auth.username, o.auth.password ?? "", where, o.params.str("key"));
   checkPacketMethod(cipher, where);
   const is2022 = cipher.method.kind === "2022";
-  if (is2022 && !DATAGRAM_DIALERS.has(o.transport ?? "udp")) {
+  if (is2022 && !DATAGRAM_TRANSPORTS.has(o.transport ?? "udp")) {
     throw new ConfigError(
       `${where}: ssu with ${cipher.method.name} runs over UDP only (gost has no 2022 UDP-over-TCP)`,
     );

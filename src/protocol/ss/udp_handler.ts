@@ -18,6 +18,7 @@ import { addrString, closeQuietly, type Conn, writeAll } from "../../core/conn.t
 import { ConfigError, errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import {
+  DATAGRAM_TRANSPORTS,
   type HandleContext,
   type Handler,
   type HandlerOptions,
@@ -37,8 +38,6 @@ import { SsAuthError, SsStreamConn } from "./stream.ts";
 const MAX_TARGETS = 256;
 /** Packets queued for a target whose UDP path is still being opened. */
 const MAX_PENDING = 64;
-/** Listeners whose conns are datagram sessions; on any other the client speaks UDP-TUN. */
-const DATAGRAM_LISTENERS = new Set(["udp", "rudp"]);
 
 /** Reads one datagram from a message-preserving conn (its own fast path when it has one). */
 function reader(c: Conn): () => Promise<Uint8Array | null> {
@@ -77,7 +76,8 @@ export class SsuHandler implements Handler {
     this.cipher = ssCipher(o.auth.username, o.auth.password ?? "", where, o.params.str("key"));
     checkPacketMethod(this.cipher, where);
     this.codec = new SsPacketCodec(this.cipher);
-    this.stream = !DATAGRAM_LISTENERS.has(o.transport ?? "udp");
+    // On a stream listener the client speaks UDP-TUN.
+    this.stream = !DATAGRAM_TRANSPORTS.has(o.transport ?? "udp");
     if (this.cipher.method.kind === "2022") {
       if (this.stream) {
         throw new ConfigError(
