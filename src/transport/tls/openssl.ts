@@ -36,6 +36,7 @@ import {
   SSL_VERIFY_PEER,
   TLS1_2_VERSION,
 } from "../../../ffi/libssl.ts";
+import { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, closeQuietly, type Conn, splitHostPort, writeAll } from "../../core/conn.ts";
 import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import type { ClientTLS, ServerTLS } from "./config.ts";
@@ -296,6 +297,7 @@ const freeSsl = new FinalizationRegistry<Native>(freeNative);
  */
 function consumesOnWrite(conn: Conn): boolean {
   if (conn instanceof OsslTlsConn) return true; // SSL_write copies before its first await
+  if (conn instanceof BufferedConn) return consumesOnWrite(conn.inner); // writes pass through
   const name = Object.getPrototypeOf(conn)?.constructor?.name;
   return name === "TcpConn" || name === "UnixConn";
 }
