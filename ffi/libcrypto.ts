@@ -144,7 +144,7 @@ export class OsslAead {
  * UDP packet. The EVP routes (node's hkdfSync, EVP_MAC, even the one-shot `SHA1()`, which fetches
  * its digest per call in OpenSSL 3.0) cost 0.5–0.7 µs per hash; `SHA1_Transform` costs ~0.06 µs
  * per 64-byte block through FFI, so HMAC's padding is done here and a derivation of a 16-byte
- * subkey is 8 block calls (~0.5 µs instead of ~2.7 µs).
+ * subkey is 8 block calls: ~0.9 µs in all, against ~2.7 µs on EVP_MAC.
  */
 export class OsslHkdfSha1 {
   private readonly lib: Lib;
