@@ -18,6 +18,7 @@ import { startDnsmasq as dnsmasq } from "./lib/peers.ts";
 // @ts-types="npm:@types/dns-packet@5.6.5"
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
+import { connect as tlsConnect } from "node:tls";
 
 const dec = new TextDecoder();
 const opts = { ...IT, ...needs("dig", "dnsmasq") };
@@ -549,6 +550,26 @@ Deno.test({
         );
       }
       assertEquals(codes, ["400", "415", "405"]);
+      const code = async (args: string[], input?: Uint8Array) =>
+        (await run(
+          "curl",
+          ["-sk", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", ...args],
+          input,
+        ))
+          .text;
+      const dnsPost = ["-H", "Content-Type: application/dns-message", "--data-binary"];
+      // Not a DNS message: the handler drops it, so the request gets 502.
+      assertEquals(await code([...dnsPost, "xyz", url]), "502");
+      // Oversized (a 70,000-byte body): 413.
+      assertEquals(await code([...dnsPost, "@-", url], new Uint8Array(70_000)), "413");
+      // A request cut off inside its headers: dropped, the service goes on.
+      await new Promise<void>((resolve, reject) => {
+        const cut = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+          cut.end("POST /dns-query HTTP/1.1\r\nHost: x\r\nContent-Le", () => resolve());
+        });
+        cut.on("error", reject);
+      });
+      await waitForLog(dost, /DoH over HTTP\/1\.1: request head truncated/);
       // Garbage instead of TLS: logged, and the service goes on.
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       await c.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));

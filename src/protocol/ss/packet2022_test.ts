@@ -102,6 +102,9 @@ for (
     const tampered = specAesClientPacket(psk, sid, 3, body);
     tampered[20] ^= 1;
     assertThrows(() => server.open(tampered), SsAuthError);
+    // Too short, random bytes of a plausible size: refused the same way.
+    assertThrows(() => server.open(new Uint8Array(20)), SsAuthError);
+    assertThrows(() => server.open(crypto.getRandomValues(new Uint8Array(200))), SsAuthError);
     // Packet 4 still opens: the failures above did not poison the session.
     assertEquals(server.open(specAesClientPacket(psk, sid, 4, body)).payload, payload);
   });
