@@ -15,6 +15,7 @@
 import type { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, closeQuietly, type Conn, writeAll } from "../../core/conn.ts";
 import { concatBytes, encodeFrame, readFrame } from "./wire.ts";
+import { readDatagramInto } from "../../transport/udp/relay.ts";
 
 /**
  * How long a deferred header waits for the first payload. Applications that speak first (HTTP,
@@ -127,12 +128,8 @@ export class FramedConn implements Conn {
     return await readFrame(this.bc);
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (d === null) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   /** Sends `p` as one frame (a single write, so frames never interleave). */

@@ -30,7 +30,7 @@ import {
 import { withDeadline } from "../../core/deadline.ts";
 import { DialError, errMsg } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { MAX_DATAGRAM } from "../../transport/udp/relay.ts";
+import { MAX_DATAGRAM, readDatagramInto } from "../../transport/udp/relay.ts";
 import { openDatagram } from "../../transport/udp/socket.ts";
 import { encodeAddr, ipVersion, normalizeIP, type SocksAddr } from "../socks/addr.ts";
 import { HostResolver } from "../../core/resolve.ts";
@@ -216,12 +216,8 @@ class SocksUdpConn implements Conn {
     }
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (d === null) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   /** Sends `p` to the target through the relay; resolves to `p.length`. */

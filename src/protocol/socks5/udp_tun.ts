@@ -8,6 +8,7 @@
 import { BufferedConn } from "../../core/bufconn.ts";
 import { type Addr, closeQuietly, type Conn, type PacketConn, writeAll } from "../../core/conn.ts";
 import { addrSize, readAddr, type SocksAddr, writeAddr } from "../socks/addr.ts";
+import { readDatagramInto } from "../../transport/udp/relay.ts";
 
 /** The SOCKS5 command that opens a UDP-TUN (gost extension). */
 export const CMD_UDP_TUN = 0xf3;
@@ -116,12 +117,8 @@ export class UdpTunConn implements Conn {
     }
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (d === null) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   /** Sends `p` as one frame; an empty datagram cannot be framed (RSV 0) and is skipped. */

@@ -11,7 +11,7 @@ import { type Aead, newAead, TAG_SIZE } from "../../crypto/aead.ts";
 import { decodeAddr, type SocksAddr } from "../socks/addr.ts";
 import { aeadSubkey, type SsCipher } from "./cipher.ts";
 import { SsAuthError } from "./stream.ts";
-import { check2022Packet } from "./packet2022.ts";
+import { check2022 } from "./ss2022.ts";
 
 const ZERO_NONCE = new Uint8Array(12);
 /** Largest packet handled (a UDP payload). */
@@ -27,7 +27,7 @@ export interface PacketCodec {
 
 /** Fails at start-up for what dost's ssu does not speak (2022 multi-user identity headers). */
 export function checkPacketMethod(c: SsCipher, where: string): void {
-  if (c.method.kind === "2022") check2022Packet(c, where);
+  if (c.method.kind === "2022") check2022(c, where);
 }
 
 /** Seals and opens packets of one cipher (one AEAD context per direction, rekeyed per packet). */

@@ -13,17 +13,14 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha";
-import { ConfigError } from "../../core/errors.ts";
 import { type Aead, newAead, TAG_SIZE } from "../../crypto/aead.ts";
 import { decodeAddr, type SocksAddr } from "../socks/addr.ts";
 import type { SsCipher } from "./cipher.ts";
-import { sessionSubkey } from "./ss2022.ts";
+import { checkTime, now, sessionSubkey } from "./ss2022.ts";
 import { SsAuthError } from "./stream.ts";
 
 const TYPE_CLIENT = 0;
 const TYPE_SERVER = 1;
-/** Allowed clock difference (s), as for SIP022 streams. */
-const MAX_SKEW = 30;
 /** Packet IDs accepted behind the highest one seen (WireGuard uses 2048 too). */
 const WINDOW = 2048;
 /** Server sessions idle this long are forgotten (SIP022: at least the 60 s NAT timeout). */
@@ -174,21 +171,12 @@ function outerFor(c: SsCipher): Outer {
   return c.method.algo === "chacha20-poly1305" ? new XChaChaOuter(c.key) : new AesOuter(c);
 }
 
-/** Fails at start-up for what dost's 2022 UDP does not do (SIP023 identity headers). */
-export function check2022Packet(c: SsCipher, where: string): void {
-  if (c.identityKeys.length) {
-    throw new ConfigError(
-      `${where}: shadowsocks 2022 multi-user keys (iPSK:uPSK, SIP023) are not supported yet`,
-    );
-  }
-}
-
 /** type · timestamp · [client session ID] · padding length (0) · address · payload. */
 function body(type: number, clientId: Uint8Array | null, addr: Uint8Array, payload: Uint8Array) {
   const head = 1 + 8 + (clientId ? 8 : 0) + 2;
   const b = new Uint8Array(head + addr.length + payload.length);
   b[0] = type;
-  writeU64(b, 1, Math.floor(Date.now() / 1000));
+  writeU64(b, 1, now());
   if (clientId) b.set(clientId, 9);
   // Padding length stays 0: sizes are the payload's own, as with SIP004 packets.
   b.set(addr, head);
@@ -201,10 +189,7 @@ function checkHead(b: Uint8Array, type: number): number {
   if (b.length < 9 || b[0] !== type) {
     throw new SsAuthError(`shadowsocks 2022: packet of type ${b[0]}, want ${type}`);
   }
-  const ts = readU64(b, 1), now = Math.floor(Date.now() / 1000);
-  if (Math.abs(now - ts) > MAX_SKEW) {
-    throw new SsAuthError(`shadowsocks 2022: timestamp ${ts} is more than ${MAX_SKEW} s off`);
-  }
+  checkTime(readU64(b, 1));
   return 9;
 }
 

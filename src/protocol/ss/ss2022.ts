@@ -43,11 +43,13 @@ export function check2022(c: SsCipher, where: string): void {
   }
 }
 
-function now(): number {
+/** Unix time in seconds, as SIP022 headers carry it. */
+export function now(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function checkTime(ts: number): void {
+/** Refuses a SIP022 header timestamp more than 30 s away from our clock. */
+export function checkTime(ts: number): void {
   if (Math.abs(now() - ts) > MAX_SKEW) {
     throw new SsAuthError(`shadowsocks 2022: timestamp ${ts} is more than ${MAX_SKEW} s off`);
   }

@@ -11,7 +11,12 @@ import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import { DATAGRAM_TRANSPORTS, registerConnector } from "../../registry.ts";
 import { encodeAddr } from "../socks/addr.ts";
 import { isDatagramConn } from "../../transport/udp/dialer.ts";
-import { type DatagramPort, MAX_DATAGRAM, portOf } from "../../transport/udp/relay.ts";
+import {
+  type DatagramPort,
+  MAX_DATAGRAM,
+  portOf,
+  readDatagramInto,
+} from "../../transport/udp/relay.ts";
 import { UdpTunConn } from "../socks5/udp_tun.ts";
 import { ssCipher } from "./cipher.ts";
 import { checkPacketMethod, type PacketCodec, SsPacketCodec } from "./packet.ts";
@@ -79,12 +84,8 @@ export class SsuClientConn implements Conn, DatagramPort {
     }
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (d === null) return null;
-    const n = Math.min(p.length, d.length);
-    p.set(d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   async write(p: Uint8Array): Promise<number> {

@@ -8,6 +8,7 @@ import { normalizeIP } from "../../protocol/socks/addr.ts";
 import type { FfiUdpSocket } from "../../../ffi/udp.ts";
 import { copyDatagram } from "./slab.ts";
 import type { DatagramPort } from "./relay.ts";
+import { readDatagramInto } from "./relay.ts";
 
 /** Datagrams from the target queued while the relay is busy sending; more are dropped. */
 const QUEUE_LIMIT = 256;
@@ -79,12 +80,8 @@ export class FfiUdpPeerConn implements Conn, DatagramPort {
   }
 
   /** Reads one datagram from the peer into `p` (longer ones are truncated); null once closed. */
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (!d) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(n === d.length ? d : d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   write(p: Uint8Array): Promise<number> {

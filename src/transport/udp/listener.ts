@@ -25,6 +25,7 @@ import { FfiUdpSocket } from "../../../ffi/udp.ts";
 import { openListenSocket } from "./socket.ts";
 import { copyDatagram } from "./slab.ts";
 import type { DatagramPort } from "./relay.ts";
+import { readDatagramInto } from "./relay.ts";
 
 /** Settings of a UDP listener. */
 export interface UdpListenerOptions {
@@ -318,12 +319,8 @@ export class UdpSession implements Conn, DatagramPort {
   }
 
   /** Reads one datagram into `p` (truncated to `p.length`); null once the session closed. */
-  async read(p: Uint8Array): Promise<number | null> {
-    const d = await this.readDatagram();
-    if (!d) return null;
-    const n = Math.min(d.length, p.length);
-    p.set(n === d.length ? d : d.subarray(0, n));
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return readDatagramInto(this, p);
   }
 
   /** Sends `p` as one datagram to the client. */

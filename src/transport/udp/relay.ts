@@ -36,6 +36,18 @@ export interface DatagramSource {
   readDatagram(): Promise<Uint8Array | null>;
 }
 
+/** `read(p)` of a message-preserving Conn: its next datagram, cut to `p`; null at the end. */
+export async function readDatagramInto(
+  src: DatagramSource,
+  p: Uint8Array,
+): Promise<number | null> {
+  const d = await src.readDatagram();
+  if (d === null) return null;
+  const n = Math.min(d.length, p.length);
+  p.set(n === d.length ? d : d.subarray(0, n));
+  return n;
+}
+
 /**
  * The synchronous fast path of a message-preserving Conn whose socket pushes datagrams as they
  * are drained and sends without a promise (FFI sockets): a relay between two such conns moves
