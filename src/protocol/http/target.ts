@@ -5,6 +5,7 @@
 import { joinHostPort } from "../../core/conn.ts";
 import { HttpError } from "./wire.ts";
 import { crc32 } from "../../core/crc32.ts";
+import { b64urlDecode } from "../../core/base64url.ts";
 
 /** A host and port to dial, and how the request names it. */
 export interface Authority {
@@ -90,20 +91,6 @@ export function dialAddress(a: { host: string; port: number }): string {
 export function knockMatch(host: string, knock: string[]): boolean {
   const h = host.toLowerCase();
   return knock.some((k) => k.toLowerCase() === h);
-}
-
-/** base64url without padding → bytes; undefined when invalid. */
-function b64urlDecode(s: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return undefined;
-  const std = s.replaceAll("-", "+").replaceAll("_", "/");
-  try {
-    return Uint8Array.from(
-      atob(std + "=".repeat((4 - std.length % 4) % 4)),
-      (c) => c.charCodeAt(0),
-    );
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -29,6 +29,7 @@ import type { ListenerOptions } from "../../registry.ts";
 import { alpnOf, h2TLSServer } from "../h2/tls.ts";
 import { serveH2 } from "../h2/server.ts";
 import { listenStream } from "../tcp/listener.ts";
+import { b64urlDecode } from "../../core/base64url.ts";
 
 /** Largest DNS message (and so request body) taken. */
 const MAX_MESSAGE = 65535;
@@ -95,13 +96,8 @@ function queryOf(
     const q = path.indexOf("?");
     const b64 = q < 0 ? null : new URLSearchParams(path.slice(q + 1)).get("dns");
     if (!b64) return 400;
-    try {
-      const raw = atob(b64.replace(/-/g, "+").replace(/_/g, "/"));
-      if (raw.length === 0 || raw.length > MAX_MESSAGE) return 400;
-      return Uint8Array.from(raw, (c) => c.charCodeAt(0));
-    } catch {
-      return 400;
-    }
+    const msg = b64urlDecode(b64.replace(/=+$/, "")); // RFC 8484 omits padding; some add it
+    return !msg || msg.length === 0 || msg.length > MAX_MESSAGE ? 400 : msg;
   }
   if (method === "POST") {
     if ((contentType ?? "").split(";")[0].trim().toLowerCase() !== MEDIA) return 415;
