@@ -173,6 +173,13 @@ export async function acceptProxyHeader(
   return { conn: bc, header };
 }
 
+/** The debug line of an accepted header: who sent it, and the client and address it names. */
+export function describeProxied(raw: Conn, c: ProxiedConn, header: ProxyHeader | null): string {
+  return `PROXY v${header?.version} header from ${addrString(raw.remoteAddr)}: client ${
+    addrString(c.source)
+  } → ${addrString(c.destination)}`;
+}
+
 /** Wraps a service's handler: each connection first goes through acceptProxyHeader. */
 export class ProxyProtocolHandler implements Handler {
   constructor(
@@ -197,11 +204,7 @@ export class ProxyProtocolHandler implements Handler {
     let log = ctx.log;
     if (c instanceof ProxiedConn) {
       log = this.log.child(addrString(c.source));
-      log.debug(
-        `PROXY v${header?.version} header from ${addrString(conn.remoteAddr)}: client ${
-          addrString(c.source)
-        } → ${addrString(c.destination)}`,
-      );
+      log.debug(describeProxied(conn, c, header));
     } else if (header) {
       log.debug(`PROXY v${header.version} header without client address: keeping socket's`);
     } else if (accepted.waited) {

@@ -1,15 +1,9 @@
 /** Plain TCP listener (`tcp`), the default transport, and the TCP base of stream transports. */
-import {
-  type Addr,
-  addrString,
-  type Conn,
-  type Listener,
-  setNoDelay,
-  splitHostPort,
-} from "../../core/conn.ts";
+import { type Addr, type Conn, type Listener, setNoDelay, splitHostPort } from "../../core/conn.ts";
 import { UpgradeListener } from "../../core/upgrade_listener.ts";
 import {
   acceptProxyHeader,
+  describeProxied,
   ProxiedConn,
   proxyHeaderTimeout,
 } from "../../protocol/proxyproto/proxied.ts";
@@ -62,13 +56,7 @@ export function listenStream(o: ListenerOptions): Listener {
     tcp,
     async (raw, emit) => {
       const { conn, header } = await acceptProxyHeader(raw, timeout);
-      if (conn instanceof ProxiedConn) {
-        o.log.debug(
-          `PROXY v${header?.version} header from ${addrString(raw.remoteAddr)}: client ${
-            addrString(conn.source)
-          } → ${addrString(conn.destination)}`,
-        );
-      }
+      if (conn instanceof ProxiedConn) o.log.debug(describeProxied(raw, conn, header));
       emit(conn);
     },
     o.log,

@@ -100,13 +100,7 @@ export class WsConn implements Conn {
         this.re -= this.rs;
         this.rs = 0;
       }
-      this.reading = true;
-      let got: number | null;
-      try {
-        got = await this.inner.read(this.rbuf.subarray(this.re));
-      } finally {
-        this.reading = false;
-      }
+      const got = await this.readInner(this.rbuf.subarray(this.re));
       if (got === null) {
         if (this.re === this.rs) return false;
         throw new ProtocolError("ws: connection ended inside a frame");
@@ -114,6 +108,16 @@ export class WsConn implements Conn {
       this.re += got;
     }
     return true;
+  }
+
+  /** A read of the transport, marked so close() knows one is in progress. */
+  private async readInner(p: Uint8Array): Promise<number | null> {
+    this.reading = true;
+    try {
+      return await this.inner.read(p);
+    } finally {
+      this.reading = false;
+    }
   }
 
   async read(p: Uint8Array): Promise<number | null> {
@@ -139,13 +143,7 @@ export class WsConn implements Conn {
       this.rs += n;
     } else {
       // Nothing buffered: read straight into the caller's buffer, never past this frame.
-      this.reading = true;
-      let got: number | null;
-      try {
-        got = await this.inner.read(p.subarray(0, max));
-      } finally {
-        this.reading = false;
-      }
+      const got = await this.readInner(p.subarray(0, max));
       if (got === null) throw new ProtocolError("ws: connection ended inside a frame");
       n = got;
     }
